@@ -1,0 +1,94 @@
+"""`distsum`: a command-line client for the sum and ledger services."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+import grpc
+
+from distsum.v1 import sum_pb2, sum_pb2_grpc
+
+
+def _add(args: argparse.Namespace) -> int:
+    request_id = args.request_id or str(uuid.uuid4())
+    with grpc.insecure_channel(args.target) as channel:
+        stub = sum_pb2_grpc.SumServiceStub(channel)
+        try:
+            reply = stub.Add(
+                sum_pb2.AddRequest(request_id=request_id, a=args.a, b=args.b), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            print(
+                f"request_id: {request_id} (retry with --request-id to avoid double counting)",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"{reply.sum}")
+    print(f"request_id: {reply.request_id}{' (replayed)' if reply.replayed else ''}", file=sys.stderr)
+    return 0
+
+
+def _total(args: argparse.Namespace) -> int:
+    url = args.ledger_url.rstrip("/") + "/v1/total"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        print(f"error: {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: cannot reach the ledger at {url}: {exc}", file=sys.stderr)
+        return 1
+    print(body["total"])
+    print(f"count: {body['count']}", file=sys.stderr)
+    return 0
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is not a 64-bit signed integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distsum", description=__doc__)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    add = commands.add_parser("add", help="add two int64 numbers through the sum service")
+    add.add_argument("a", type=_int64)
+    add.add_argument("b", type=_int64)
+    add.add_argument("--request-id", help="UUID making the call idempotent (default: a new one)")
+    add.add_argument(
+        "--target",
+        default=os.environ.get("DISTSUM_TARGET", "127.0.0.1:50051"),
+        help="sum service host:port (env DISTSUM_TARGET)",
+    )
+    add.set_defaults(run=_add)
+
+    total = commands.add_parser("total", help="print the ledger's running total")
+    total.add_argument(
+        "--ledger-url",
+        default=os.environ.get("DISTSUM_LEDGER_URL", "http://127.0.0.1:8080"),
+        help="ledger base URL (env DISTSUM_LEDGER_URL)",
+    )
+    total.set_defaults(run=_total)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

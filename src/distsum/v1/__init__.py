@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for the distsum.v1 API (see proto/; regenerate with `make proto`)."""

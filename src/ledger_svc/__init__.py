@@ -1,0 +1,1 @@
+"""The ledger service: consumes SumComputed exactly once into a store on a volume and serves the total."""

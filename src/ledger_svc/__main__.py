@@ -1,0 +1,3 @@
+from ledger_svc.main import main
+
+main()

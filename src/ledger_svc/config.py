@@ -1,0 +1,43 @@
+"""Ledger service configuration (environment variables prefixed LEDGER_, plus KAFKA_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from distsum.settings import Port, PositiveSeconds
+
+
+class LedgerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("/data")
+    run_dir: Path = Path("/tmp/ledger")
+    http_host: str = "0.0.0.0"
+    http_port: Port = 8080
+    web_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    web_threads: Annotated[int, Field(ge=1, le=64)] = 4
+    group_id: str = Field(default="distsum-ledger", min_length=1)
+    dead_letter_topic: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,249}$")
+    batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 500
+    batch_wait_seconds: PositiveSeconds = 0.5
+    retry_interval_seconds: PositiveSeconds = 2
+    ready_stale_seconds: PositiveSeconds = 15
+
+    def dead_letters_for(self, topic: str) -> str:
+        return self.dead_letter_topic or f"{topic}.dlq"
+
+    @property
+    def total_file(self) -> Path:
+        return self.data_dir / "total"
+
+    @property
+    def status_file(self) -> Path:
+        return self.run_dir / "consumer-status.json"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.run_dir / "prometheus"

@@ -1,0 +1,61 @@
+"""Entrypoint of the consumer process (started by ledger_svc.main)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from distsum import logs, settings, telemetry
+from ledger_svc import consumer_status
+from ledger_svc.config import LedgerSettings
+from ledger_svc.consumer import LedgerConsumer
+from ledger_svc.consumer_status import ConsumerStatus
+from ledger_svc.dead_letters import DeadLetterPublisher
+from ledger_svc.store import LedgerWriter, StoreRefused, StoreUnwritable
+
+log = logging.getLogger("ledger_svc.consume")
+
+EXIT_STORE_REFUSED = 3
+
+
+def _open_store(config: LedgerSettings, stop: threading.Event) -> LedgerWriter | None:
+    """Wait out an unwritable volume; refuse (exit) on a store we cannot trust."""
+    while not stop.is_set():
+        try:
+            return LedgerWriter.open_or_create(config.data_dir)
+        except StoreRefused as exc:
+            consumer_status.write(config.status_file, ConsumerStatus(state="refused", reason=str(exc)))
+            log.critical("refusing to start: %s", exc)
+            sys.exit(EXIT_STORE_REFUSED)
+        except (StoreUnwritable, OSError) as exc:
+            consumer_status.write(config.status_file, ConsumerStatus(state="degraded", reason=str(exc)))
+            log.error("store cannot be opened yet; retrying", extra={"reason": str(exc)})
+            stop.wait(config.retry_interval_seconds)
+    return None
+
+
+def main() -> None:
+    logs.configure("ledger-consumer")
+    config = settings.load(LedgerSettings)
+    kafka = settings.load(settings.KafkaSettings)
+    telemetry.configure_tracing("ledger")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    writer = _open_store(config, stop)
+    if writer is None:
+        return
+    try:
+        dead_letters = DeadLetterPublisher(kafka.bootstrap_servers, config.dead_letters_for(kafka.topic))
+        LedgerConsumer(config, kafka, writer, dead_letters).run(stop)
+    finally:
+        writer.close()
+        telemetry.shutdown_tracing()
+    log.info("consumer stopped")
+
+
+if __name__ == "__main__":
+    main()

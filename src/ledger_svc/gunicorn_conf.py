@@ -1,0 +1,43 @@
+"""gunicorn settings for the ledger's web workers, derived from LedgerSettings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+from distsum import logs, settings, telemetry
+from ledger_svc.config import LedgerSettings
+
+_config = settings.load(LedgerSettings)
+
+bind = f"{_config.http_host}:{_config.http_port}"
+workers = _config.web_workers
+threads = _config.web_threads
+worker_class = "gthread"
+# Heartbeat files in memory, not on a (possibly read-only) root filesystem.
+worker_tmp_dir = "/dev/shm"
+graceful_timeout = 10
+accesslog = None
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "distsum.logs.JsonFormatter", "service": "ledger-web"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+}
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    logs.configure("ledger-web")
+    telemetry.configure_tracing("ledger")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

@@ -1,0 +1,116 @@
+"""Entrypoint of the ledger service: runs the consumer and the gunicorn web server side by side.
+
+Two processes, not threads in one: the consumer is the store's only writer and
+must not be forked into web workers; gunicorn scales its read-only workers on its
+own. This process only supervises: if either child exits, it stops the other and
+exits with the child's code, so the container restarts as a whole and a dead
+consumer can never hide behind a healthy-looking web server.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from distsum import logs, settings
+from ledger_svc.config import LedgerSettings
+
+log = logging.getLogger("ledger_svc")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Children must not outlive a SIGKILLed supervisor (there is no chance to stop them then).
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+
+
+def main() -> None:
+    logs.configure("ledger")
+    config = settings.load(LedgerSettings)
+    settings.load(settings.KafkaSettings)
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    # Metric files of a previous run would be summed into this one's counters.
+    shutil.rmtree(config.metrics_dir, ignore_errors=True)
+    config.metrics_dir.mkdir(parents=True)
+    config.status_file.unlink(missing_ok=True)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(config.metrics_dir)}
+
+    children = {
+        "consumer": _spawn([sys.executable, "-m", "ledger_svc.consume"], env),
+        "web": _spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "python:ledger_svc.gunicorn_conf",
+                "ledger_svc.wsgi:app",
+            ],
+            env,
+        ),
+    }
+    log.info(
+        "ledger started",
+        extra={
+            "http_port": config.http_port,
+            "data_dir": str(config.data_dir),
+            **{k: p.pid for k, p in children.items()},
+        },
+    )
+
+    stopping = False
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+
+    exited_name, exit_code = _wait_for_first_exit(children)
+    if not stopping:
+        log.error("child exited; stopping the ledger", extra={"child": exited_name, "exit_code": exit_code})
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+    for child in children.values():
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    log.info("ledger stopped")
+    sys.exit(0 if stopping and exit_code in (0, -signal.SIGTERM, -signal.SIGINT) else exit_code or 1)
+
+
+def _wait_for_first_exit(children: dict[str, subprocess.Popen[bytes]]) -> tuple[str, int]:
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return "none", 1
+        except InterruptedError:
+            continue
+        for name, child in children.items():
+            if child.pid == pid:
+                child.returncode = os.waitstatus_to_exitcode(status)
+                return name, child.returncode
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from sum_svc.main import main
+
+main()

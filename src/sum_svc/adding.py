@@ -1,0 +1,84 @@
+"""The Add use case: validate, deduplicate, publish, and answer only once Kafka has the event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from distsum.domain import SumComputed, add_int64, canonical_request_id
+from sum_svc.idempotency import IdempotencyRecord
+
+
+class EventPublisher(Protocol):
+    def publish(self, event: SumComputed) -> Future[None]:
+        """Start publishing; the future completes when Kafka acknowledged or refused the event."""
+        ...
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge the event before the deadline; the client may retry the same id."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    request_id: str
+    sum: int
+    replayed: bool
+
+
+class Adder:
+    def __init__(
+        self,
+        record: IdempotencyRecord,
+        publisher: EventPublisher,
+        kafka_reachable: Callable[[], bool],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self._record = record
+        self._publisher = publisher
+        self._kafka_reachable = kafka_reachable
+        self._now = now
+
+    def add(self, request_id: str, a: int, b: int, timeout: float) -> AddResult:
+        """Raise InvalidRequestId, Int64Overflow, RequestIdConflict or KafkaUnavailable, else the sum."""
+        request_id = canonical_request_id(request_id)
+        total = add_int64(a, b)
+        claim = self._record.claim(request_id, a, b, total)
+        if claim.is_new:
+            self._start_publication(claim.entry.delivery, SumComputed(request_id, a, b, total, self._now()))
+        try:
+            claim.entry.delivery.result(timeout=timeout)
+        except FutureTimeout:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge the event within {timeout:.1f}s; retry with the same request_id"
+            ) from None
+        except Exception as exc:
+            raise KafkaUnavailable(
+                f"Kafka refused the event ({exc}); retry with the same request_id"
+            ) from None
+        return AddResult(request_id=request_id, sum=total, replayed=not claim.is_new)
+
+    def _start_publication(self, delivery: Future[None], event: SumComputed) -> None:
+        # Fail fast while the broker is known to be down rather than queue an event the
+        # client will be told failed but that could still be delivered later.
+        if not self._kafka_reachable():
+            delivery.set_exception(ConnectionError("Kafka is unreachable"))
+            return
+        try:
+            published = self._publisher.publish(event)
+        except Exception as exc:
+            delivery.set_exception(exc)
+            return
+        published.add_done_callback(lambda done: _copy_outcome(done, delivery))
+
+
+def _copy_outcome(source: Future[None], target: Future[None]) -> None:
+    error = source.exception()
+    if error is None:
+        target.set_result(None)
+    else:
+        target.set_exception(error)

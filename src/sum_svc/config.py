@@ -1,0 +1,33 @@
+"""Sum service configuration (environment variables prefixed SUM_, plus KAFKA_*)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from distsum.settings import Port, PositiveSeconds
+
+
+class SumSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUM_", extra="ignore", frozen=True)
+
+    grpc_host: str = "[::]"
+    grpc_port: Port = 50051
+    metrics_port: Port = 9464
+    max_workers: Annotated[int, Field(ge=1, le=1024)] = 64
+    idempotency_max_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+    idempotency_ttl_seconds: PositiveSeconds = 3600
+    publish_timeout_seconds: PositiveSeconds = 5
+    delivery_timeout_seconds: PositiveSeconds = 30
+    health_probe_interval_seconds: PositiveSeconds = 1
+    shutdown_grace_seconds: PositiveSeconds = 10
+
+    @model_validator(mode="after")
+    def _timeouts_are_ordered(self) -> SumSettings:
+        if self.delivery_timeout_seconds < self.publish_timeout_seconds:
+            raise ValueError("SUM_DELIVERY_TIMEOUT_SECONDS must be >= SUM_PUBLISH_TIMEOUT_SECONDS")
+        if self.idempotency_ttl_seconds <= self.delivery_timeout_seconds:
+            raise ValueError("SUM_IDEMPOTENCY_TTL_SECONDS must be > SUM_DELIVERY_TIMEOUT_SECONDS")
+        return self

@@ -1,0 +1,137 @@
+"""Kafka adapter: publishes SumComputed with an idempotent, acks=all producer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from distsum import event_codec, telemetry
+from distsum.domain import SumComputed
+from sum_svc import metrics
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+class KafkaDeliveryError(RuntimeError):
+    pass
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout: float, client_id: str):
+        self._topic = topic
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            # Past this librdkafka gives up and reports failure, which releases the request id.
+            "message.timeout.ms": int(delivery_timeout * 1000),
+            # Same key-to-partition mapping as Java clients, so duplicates share a partition everywhere.
+            "partitioner": "murmur2_random",
+            "reconnect.backoff.max.ms": 1000,
+            "error_cb": self._on_error,
+        }
+        self._lock = threading.Lock()
+        self._producer = Producer(self._config)
+        self._fatal = threading.Event()
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery-reports", daemon=True)
+        self._poller.start()
+
+    def publish(self, event: SumComputed) -> Future[None]:
+        delivery: Future[None] = Future()
+        span = tracer.start_span(
+            f"{self._topic} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": self._topic,
+                "messaging.kafka.message.key": event.request_id,
+            },
+        )
+        with trace.use_span(span, end_on_exit=False):
+            headers = telemetry.headers_for_current_span()
+        started = time.monotonic()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            metrics.PRODUCE_DURATION.observe(time.monotonic() - started)
+            if error is not None:
+                metrics.PRODUCE_ERRORS.labels(reason=error.name()).inc()
+                span.set_status(Status(StatusCode.ERROR, error.str()))
+                delivery.set_exception(KafkaDeliveryError(error.str()))
+            else:
+                span.set_attribute("messaging.destination.partition.id", str(message.partition()))
+                span.set_attribute("messaging.kafka.offset", message.offset())
+                delivery.set_result(None)
+            span.end()
+
+        try:
+            with self._lock:
+                self._producer.produce(
+                    self._topic,
+                    key=event.request_id.encode(),
+                    value=event_codec.encode(event),
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+        except (BufferError, KafkaException) as exc:
+            metrics.PRODUCE_ERRORS.labels(reason=type(exc).__name__).inc()
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.end()
+            raise
+        return delivery
+
+    def probe(self, timeout: float) -> bool:
+        """True when a broker answered metadata for our topic, with a leader for every partition."""
+        try:
+            with self._lock:
+                producer = self._producer
+            metadata = producer.list_topics(self._topic, timeout=timeout)
+        except KafkaException:
+            return False
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            return False
+        return all(p.leader >= 0 for p in topic.partitions.values())
+
+    def close(self, timeout: float) -> None:
+        """Wait up to timeout for queued events to be acknowledged, then stop."""
+        with self._lock:
+            remaining = self._producer.flush(timeout)
+        if remaining:
+            log.warning("stopping with unacknowledged events", extra={"unacknowledged": remaining})
+        self._stopping.set()
+        self._poller.join(timeout=5)
+
+    def _on_error(self, error: KafkaError) -> None:
+        log.warning("kafka client error", extra={"kafka_error": error.name(), "detail": error.str()})
+        if error.fatal():
+            self._fatal.set()
+
+    def _poll_forever(self) -> None:
+        while not self._stopping.is_set():
+            if self._fatal.is_set():
+                self._replace_fatally_failed_producer()
+            with self._lock:
+                producer = self._producer
+            producer.poll(0.1)
+
+    def _replace_fatally_failed_producer(self) -> None:
+        # A fatal idempotence error leaves the producer unusable: fail what it still holds
+        # (those clients get UNAVAILABLE and retry) and continue with a fresh one.
+        log.error("kafka producer hit a fatal error; replacing it")
+        with self._lock:
+            old, self._producer = self._producer, Producer(self._config)
+            self._fatal.clear()
+        old.purge()
+        old.poll(0)
