@@ -9,7 +9,6 @@ consumer can never hide behind a healthy-looking web server.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -19,20 +18,13 @@ import sys
 from types import FrameType
 
 from distsum import logs, settings
+from distsum.processes import die_with_parent
 from ledger_svc.config import LedgerSettings
 
 log = logging.getLogger("ledger_svc")
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Children must not outlive a SIGKILLed supervisor (there is no chance to stop them then).
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    return subprocess.Popen(argv, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Local development stack: a real Apache Kafka broker and the project's services."""

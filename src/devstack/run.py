@@ -1,0 +1,105 @@
+"""`make run`: Kafka (KRaft), the sum service and the ledger in the foreground; Ctrl-C stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from devstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
+from devstack.services import (
+    ManagedProcess,
+    grpc_health_status,
+    http_ready,
+    ledger_env,
+    python_module,
+    sum_service_env,
+    wait_until,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def main() -> int:
+    state_dir = Path(os.environ.get("DISTSUM_STATE_DIR", ROOT / ".run"))
+    topic = os.environ.get("KAFKA_TOPIC", "sums")
+    partitions = _port("DISTSUM_PARTITIONS", 6)
+    kafka_port, grpc_port = _port("DISTSUM_KAFKA_PORT", 9092), _port("SUM_GRPC_PORT", 50051)
+    metrics_port, http_port = _port("SUM_METRICS_PORT", 9464), _port("LEDGER_HTTP_PORT", 8080)
+
+    print("==> Apache Kafka: fetching (first run only) and verifying the broker jars", flush=True)
+    broker = KafkaBroker(
+        ensure_kafka_libs(), state_dir / "kafka", port=kafka_port, controller_port=_port("DISTSUM_KAFKA_CONTROLLER_PORT", 9093)
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    services: list[ManagedProcess] = []
+    try:
+        print(f"==> starting Kafka (KRaft) on {broker.bootstrap}", flush=True)
+        broker.start()
+        broker.wait_ready(120)
+        create_topic(broker.bootstrap, topic, partitions)
+        create_topic(broker.bootstrap, f"{topic}.dlq", 1)
+        logs = state_dir / "logs"
+        services.append(
+            ManagedProcess(
+                "sum-svc",
+                python_module("sum_svc"),
+                sum_service_env(broker.bootstrap, topic, grpc_port, metrics_port, SUM_GRPC_HOST="127.0.0.1"),
+                logs / "sum-svc.log",
+            ).start()
+        )
+        services.append(
+            ManagedProcess(
+                "ledger",
+                python_module("ledger_svc"),
+                ledger_env(broker.bootstrap, topic, http_port, state_dir / "ledger-data", state_dir / "ledger-run"),
+                logs / "ledger.log",
+            ).start()
+        )
+        target = f"127.0.0.1:{grpc_port}"
+        ledger_url = f"http://127.0.0.1:{http_port}"
+        wait_until(lambda: grpc_health_status(target) == "SERVING", 60, "the sum service to be SERVING")
+        wait_until(lambda: http_ready(f"{ledger_url}/readyz"), 60, "the ledger to be ready")
+        print(
+            f"""
+distributed-sum is running (state in {state_dir}, logs in {logs}):
+  Kafka            {broker.bootstrap}   topic {topic!r} ({partitions} partitions), dead letters {topic + '.dlq'!r}
+  sum service      grpc://{target}   metrics http://127.0.0.1:{metrics_port}/metrics
+  ledger           {ledger_url}/v1/total   /v1/entries   /readyz   /metrics
+  total file       {state_dir / 'ledger-data' / 'total'}
+
+Try it in another terminal:
+  .venv/bin/distsum add 2 3
+  .venv/bin/distsum total
+
+Ctrl-C stops everything.""",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            for service in services:
+                if not service.running:
+                    print(f"!! {service.name} exited ({service.poll()}); last log lines:\n{service.log_tail()}")
+                    return 1
+            if not broker.is_running:
+                print("!! Kafka exited; see", broker.data_dir / "broker.log")
+                return 1
+        return 0
+    finally:
+        print("==> stopping", flush=True)
+        for service in reversed(services):
+            service.stop()
+        broker.stop()
+        print("==> stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The whole pipeline on a real broker: gRPC in, Kafka through, exact total out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add, new_id, read_all
+
+
+def test_add_is_counted_once_and_written_to_the_total_file(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic)
+    stub = start_sum_service(topic).stub()
+
+    reply = add(stub, new_id(), 2, 3)
+
+    assert (reply.sum, reply.replayed) == (5, False)
+    body = ledger.wait_count(1)
+    assert body["total"] == "5"
+    assert (ledger.data_dir / "total").read_text() == "5\n"
+
+
+def test_sequential_duplicates_replay_and_count_once(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic)
+    stub = start_sum_service(topic).stub()
+    request_id = new_id()
+
+    first = add(stub, request_id, 40, 2)
+    again = add(stub, request_id.upper(), 40, 2)
+    braces = add(stub, "{" + request_id + "}", 40, 2)
+
+    assert (first.sum, first.replayed) == (42, False)
+    assert (again.sum, again.replayed) == (42, True)
+    assert (braces.sum, braces.replayed) == (42, True)
+    assert ledger.wait_count(1)["total"] == "42"
+    assert len(read_all(topic.bootstrap, topic.name, 1)) == 1
+
+
+def test_concurrent_duplicates_publish_one_event(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic)
+    stub = start_sum_service(topic).stub()
+    request_id = new_id()
+    barrier = threading.Barrier(16)
+
+    def call() -> tuple[int, bool]:
+        barrier.wait()
+        reply = add(stub, request_id, 7, 8)
+        return reply.sum, reply.replayed
+
+    with ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda _: call(), range(16)))
+
+    assert {s for s, _ in replies} == {15}
+    assert sum(1 for _, replayed in replies if not replayed) == 1
+    assert ledger.wait_count(1)["total"] == "15"
+    assert len(read_all(topic.bootstrap, topic.name, 1)) == 1
+
+
+def test_duplicates_across_two_sum_services_count_once(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic)
+    first, second = start_sum_service(topic, "sum-a").stub(), start_sum_service(topic, "sum-b").stub()
+    requests = [(new_id(), i, i * 3) for i in range(200)]
+
+    def send_to_both(request: tuple[str, int, int]) -> None:
+        for stub in (first, second, first):
+            assert add(stub, *request).sum == request[1] + request[2]
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(send_to_both, requests))
+
+    body = ledger.wait_count(len(requests))
+    assert body["total"] == str(sum(a + b for _, a, b in requests))
+
+
+def test_reused_request_id_with_other_operands_is_rejected_and_not_counted(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic)
+    stub = start_sum_service(topic).stub()
+    request_id = new_id()
+    add(stub, request_id, 1, 1)
+
+    with pytest.raises(grpc.RpcError) as rejected:
+        add(stub, request_id, 1, 2)
+
+    assert rejected.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "already used" in (rejected.value.details() or "")
+    add(stub, new_id(), 10, 0)
+    assert ledger.wait_count(2)["total"] == "12"
+
+
+def test_health_and_reflection(topic: Topic, start_sum_service: SumServiceFactory) -> None:
+    service = start_sum_service(topic)
+    channel = grpc.insecure_channel(service.target)
+    health = health_pb2_grpc.HealthStub(channel)
+    for name in ("", "distsum.v1.SumService"):
+        status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    services = {s.name for reply in replies for s in reply.list_services_response.service}
+    assert {"distsum.v1.SumService", "grpc.health.v1.Health"} <= services
+
+
+def test_cli_add_and_total(topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory) -> None:
+    ledger = start_ledger(topic)
+    service = start_sum_service(topic)
+    cli = [sys.executable, "-m", "distsum.cli"]
+    request_id = new_id()
+
+    added = subprocess.run(
+        [*cli, "add", "2", "3", "--request-id", request_id, "--target", service.target],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    replayed = subprocess.run(
+        [*cli, "add", "2", "3", "--request-id", request_id, "--target", service.target],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ledger.wait_count(1)
+    total = subprocess.run([*cli, "total", "--ledger-url", ledger.url], capture_output=True, text=True, check=True)
+
+    assert added.stdout.strip() == "5"
+    assert "replayed" in replayed.stderr
+    assert total.stdout.strip() == "5"
+
+
+def test_metrics_are_exposed(topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory) -> None:
+    import urllib.request
+
+    ledger = start_ledger(topic)
+    service = start_sum_service(topic)
+    request_id = new_id()
+    add(service.stub(), request_id, 1, 2)
+    add(service.stub(), request_id, 1, 2)
+    ledger.wait_count(1)
+
+    sum_metrics = urllib.request.urlopen(service.metrics_url, timeout=5).read().decode()
+    assert 'sum_grpc_requests_total{code="OK",method="/distsum.v1.SumService/Add"} 2.0' in sum_metrics
+    assert "sum_replays_total 1.0" in sum_metrics
+    assert "sum_kafka_reachable 1.0" in sum_metrics
+
+    def ledger_metrics() -> str:
+        return urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
+
+    text = ledger_metrics()
+    assert "ledger_events_applied_total 1.0" in text
+    assert "ledger_total 3.0" in text
+    assert "flask_http_request_total" in text
