@@ -31,12 +31,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO_ROOT / "tools" / "kafka" / "fetch-kafka.sh"
 
 _PR_SET_PDEATHSIG = 1
-# Between metadata polls; each poll itself waits up to 1 s for an answer.
-_POLL_INTERVAL = 0.1
+_POLL_INTERVAL = 0.1  # between metadata polls, each of which waits up to 1 s itself
 
 # INFO to stdout (redirected to broker.log) and no file appenders, so nothing
 # lands outside data_dir. Per-partition, raft-state, thread-start and config-dump
 # chatter is most of Kafka's INFO output, so those loggers only report WARN+.
+_QUIET_LOGGERS = """state.change.logger kafka.cluster kafka.log kafka.server.NodeToControllerRequestThread
+kafka.server.NodeToControllerChannelManagerImpl kafka.server.ClientQuotaManager$ThrottledChannelReaper
+org.apache.kafka.common.config org.apache.kafka.controller org.apache.kafka.coordinator.common.runtime
+org.apache.kafka.image.loader org.apache.kafka.raft org.apache.kafka.server.purgatory
+org.apache.kafka.server.util.timer org.apache.kafka.storage.internals""".split()  # noqa: SIM905
 _LOG4J2_PROPERTIES = """\
 status = warn
 appender.out.type = Console
@@ -45,36 +49,44 @@ appender.out.layout.type = PatternLayout
 appender.out.layout.pattern = [%d{HH:mm:ss,SSS}] %-5p %m (%c{1})%n
 rootLogger.level = INFO
 rootLogger.appenderRef.out.ref = STDOUT
+""" + "".join(f"logger.q{i}.name = {n}\nlogger.q{i}.level = WARN\n" for i, n in enumerate(_QUIET_LOGGERS))
+
+# Static voters rather than a dynamic quorum (format --standalone): the ports
+# never change for a data dir, and the format step stays flag-free.
+_SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{b.controller_port}
+listeners=PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{b.controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{b.port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={log_dirs}
+num.partitions={b.partitions}
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+# After a SIGKILL the restarted broker is refused (DUPLICATE_BROKER_REGISTRATION)
+# until its previous session expires: 9 s by default, 3 s here.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=3000
 """
-_QUIET_LOGGERS = (
-    "state.change.logger",
-    "kafka.cluster",
-    "kafka.log",
-    "kafka.server.ClientQuotaManager$ThrottledChannelReaper",
-    "kafka.server.NodeToControllerChannelManagerImpl",
-    "kafka.server.NodeToControllerRequestThread",
-    "org.apache.kafka.common.config",
-    "org.apache.kafka.controller",
-    "org.apache.kafka.coordinator.common.runtime",
-    "org.apache.kafka.image.loader",
-    "org.apache.kafka.raft",
-    "org.apache.kafka.server.purgatory",
-    "org.apache.kafka.server.util.timer",
-    "org.apache.kafka.storage.internals",
-)
-_LOG4J2_PROPERTIES += "".join(
-    f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN\n" for i, name in enumerate(_QUIET_LOGGERS)
-)
 
 
 def ensure_kafka_libs() -> Path:
     """Fetch (first time) and verify the broker jars; return the libs directory."""
-    proc = subprocess.run([str(FETCH_SCRIPT)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{FETCH_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr}")
+    # Through bash so a checkout that lost the executable bit still works.
+    proc = subprocess.run(["bash", str(FETCH_SCRIPT)], capture_output=True, text=True, check=False)
     lines = proc.stdout.strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"{FETCH_SCRIPT} printed no libs path:\n{proc.stderr}")
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{FETCH_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr}")
     return Path(lines[-1])
 
 
@@ -87,15 +99,13 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> Callable[[], None]:
-    # ctypes is loaded here, before fork: only async-signal-safe work may run in
-    # the child between fork and exec.
+    # Load libc before fork: only async-signal-safe calls belong between fork and exec.
     libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
 
     def preexec() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died before prctl took effect.
-        if os.getppid() != parent:
+        if os.getppid() != parent:  # the parent died before prctl took effect
             os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
@@ -104,29 +114,17 @@ def _die_with_parent() -> Callable[[], None]:
 def _new_cluster_id() -> str:
     # Kafka's Uuid string form: URL-safe base64 of 16 bytes, unpadded. A leading
     # '-' would be taken for an option by the format tool's argument parser.
-    while True:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cid.startswith("-"):
-            return cid
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cid
 
 
 def _admin(bootstrap: str) -> AdminClient:
-    # Short reconnect backoff so a broker that has just come up is noticed at
-    # once rather than after librdkafka's default back-off of up to 10 s;
-    # log_level 0 silences the "connection refused" lines while it starts.
-    conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "reconnect.backoff.ms": 50,
-        "reconnect.backoff.max.ms": 250,
-        "log_level": 0,
-    }
+    # A short reconnect backoff notices a broker that has just come up at once
+    # (librdkafka backs off up to 10 s by default); log_level 0 silences the
+    # "connection refused" lines printed while it starts.
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0}
+    conf |= {"reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 250}
     return AdminClient(conf)
 
 
@@ -145,9 +143,12 @@ class KafkaBroker:
         self.libs_dir = libs_dir
         self.data_dir = data_dir.resolve()
         self.port = port if port is not None else free_port()
-        self.controller_port = controller_port if controller_port is not None else free_port()
+        while controller_port is None or controller_port == self.port:
+            controller_port = free_port()
+        self.controller_port = controller_port
         self.partitions = partitions
         self.heap = heap
+        self.log_file = self.data_dir / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -158,77 +159,39 @@ class KafkaBroker:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "broker.log"
-
     def _java(self, main: str, *args: str) -> list[str]:
         java_home = os.environ.get("JAVA_HOME")
-        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+        java = str(Path(java_home, "bin", "java")) if java_home else shutil.which("java")
         if java is None:
-            raise RuntimeError("java not found on PATH (Kafka needs Java 17+)")
-        return [
-            java,
-            f"-Xmx{self.heap}",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
-            "-cp",
-            f"{self.libs_dir}/*",
-            main,
-            *args,
-        ]
+            raise RuntimeError("java not found on PATH (Kafka 4 needs Java 17+)")
+        log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
+        jvm = [f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", log4j]
+        jvm += [f"-Dkafka.logs.dir={self.data_dir / 'logs'}", "-cp", f"{self.libs_dir}/*"]
+        return [java, *jvm, main, *args]
 
-    def _write_config(self) -> Path:
-        kraft_dir = self.data_dir / "kraft-logs"
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            # Static voters: the ports never change for this data dir, and it
-            # avoids the dynamic-quorum (--standalone) format variant.
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(kraft_dir),
-            "num.partitions": str(self.partitions),
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-        }
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "logs").mkdir(exist_ok=True)
-        (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
-        config = self.data_dir / "server.properties"
-        config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        return config
+    def _tail(self, lines: int = 40) -> str:
+        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else "(no log)\n"
+        return f"tail of {self.log_file}:\n" + "\n".join(text.splitlines()[-lines:])
 
     def start(self) -> None:
-        """Launch the broker; formats the storage the first time only. Returns at once."""
+        """Launch the broker (formatting storage the first time only) and return at once.
+
+        Call from a long-lived thread: PR_SET_PDEATHSIG fires when the *thread*
+        that started the JVM exits, not just the process.
+        """
         if self.is_running:
             raise RuntimeError(f"broker on {self.bootstrap} is already running")
-        config = self._write_config()
-        if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
-            cmd = self._java(
-                "kafka.tools.StorageTool",
-                "format",
-                "--config",
-                str(config),
-                f"--cluster-id={_new_cluster_id()}",
-                "--ignore-formatted",
-            )
+        kraft_dir = self.data_dir / "kraft-logs"
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+        config = self.data_dir / "server.properties"
+        config.write_text(_SERVER_PROPERTIES.format(b=self, log_dirs=kraft_dir))
+        if not (kraft_dir / "meta.properties").exists():
+            cluster_id = f"--cluster-id={_new_cluster_id()}"
+            cmd = self._java("kafka.tools.StorageTool", "format", "--config", str(config), cluster_id)
             fmt = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if fmt.returncode != 0:
-                raise RuntimeError(f"formatting {self.data_dir} failed:\n{fmt.stdout}{fmt.stderr}")
+                raise RuntimeError(f"formatting {kraft_dir} failed:\n{fmt.stdout}{fmt.stderr}")
         with self.log_file.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),
@@ -236,60 +199,48 @@ class KafkaBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
-                # Own session: a Ctrl-C on the terminal reaches the supervisor,
-                # which stops the broker in order, not the JVM directly.
+                # Own session, so a terminal's Ctrl-C reaches only our process,
+                # which then stops the broker cleanly instead of racing it.
                 start_new_session=True,
-                # preexec_fn is the only hook to set PR_SET_PDEATHSIG in the child; it
-                # only calls prctl/getppid/kill, which are safe after fork.
+                # The only hook for PR_SET_PDEATHSIG; it makes just async-signal-safe calls.
                 preexec_fn=_die_with_parent(),  # noqa: PLW1509
             )
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Block until the broker answers metadata requests, or raise RuntimeError."""
+        if self._proc is None:
+            raise RuntimeError("broker was not started")
         deadline = time.monotonic() + timeout
         admin = _admin(self.bootstrap)
-        while True:
-            if self._proc is None:
-                raise RuntimeError("broker was not started")
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"broker exited with code {self._proc.returncode} before becoming ready; "
-                    f"tail of {self.log_file}:\n{_tail(self.log_file)}"
-                )
+        while self._proc.poll() is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RuntimeError(
-                    f"broker on {self.bootstrap} not ready after {timeout}s; "
-                    f"tail of {self.log_file}:\n{_tail(self.log_file)}"
-                )
+                raise RuntimeError(f"broker on {self.bootstrap} not ready after {timeout}s; {self._tail()}")
             try:
                 if admin.list_topics(timeout=min(1.0, remaining)).brokers:
                     return
             except KafkaException:
                 pass
             time.sleep(_POLL_INTERVAL)
+        raise RuntimeError(f"broker exited with code {self._proc.returncode} before ready; {self._tail()}")
 
     def stop(self, timeout: float = 30) -> None:
         """Clean shutdown (SIGTERM), escalating to SIGKILL after `timeout` seconds."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
                 self._proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+                self.kill()
+        self.kill()
 
     def kill(self) -> None:
-        """Crash the broker (SIGKILL), e.g. to test recovery."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        self._proc = None
+        """Crash the broker (SIGKILL), e.g. to test recovery; a no-op if it is not running."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def __enter__(self) -> KafkaBroker:
         self.start()
@@ -301,10 +252,7 @@ class KafkaBroker:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
 
@@ -313,31 +261,22 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30
     """Create `name` (an existing one is fine) and wait until every partition has a leader."""
     deadline = time.monotonic() + timeout
     admin = _admin(bootstrap)
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1)],
-        operation_timeout=timeout,
-        request_timeout=timeout,
-    )
+    new = NewTopic(name, num_partitions=partitions, replication_factor=1)
+    future = admin.create_topics([new], operation_timeout=timeout, request_timeout=timeout)[name]
     try:
-        futures[name].result(timeout)
+        future.result(timeout)
     except KafkaException as e:
         if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(
-                f"topic {name!r} has no leader for all {partitions} partitions after {timeout}s"
-            )
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
             topic = admin.list_topics(topic=name, timeout=min(1.0, remaining)).topics.get(name)
         except KafkaException:
             topic = None
         if topic is not None and topic.error is None:
             if len(topic.partitions) != partitions:
-                raise RuntimeError(
-                    f"topic {name!r} exists with {len(topic.partitions)} partitions, not {partitions}"
-                )
+                raise RuntimeError(f"topic {name!r} has {len(topic.partitions)} partitions, not {partitions}")
             if all(p.leader >= 0 and p.error is None for p in topic.partitions.values()):
                 return
         time.sleep(_POLL_INTERVAL)
+    raise RuntimeError(f"topic {name!r}: partitions still without a leader after {timeout}s")

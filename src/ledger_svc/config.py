@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,9 @@ class LedgerSettings(BaseSettings):
     web_workers: Annotated[int, Field(ge=1, le=64)] = 2
     web_threads: Annotated[int, Field(ge=1, le=64)] = 4
     group_id: str = Field(default="distsum-ledger", min_length=1)
+    # Static membership: a restarted ledger takes its partitions back at once instead of
+    # waiting for the crashed member's session to time out.
+    group_instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     dead_letter_topic: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,249}$")
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 500
     batch_wait_seconds: PositiveSeconds = 0.5

@@ -61,6 +61,8 @@ class LedgerConsumer:
             {
                 "bootstrap.servers": kafka.bootstrap_servers,
                 "group.id": config.group_id,
+                "group.instance.id": config.group_instance_id,
+                "session.timeout.ms": 15_000,
                 "client.id": "ledger",
                 # The store, not Kafka, decides where to resume; Kafka commits are informational.
                 "enable.auto.commit": False,

@@ -140,7 +140,14 @@ def start_ledger(tmp_path: Path) -> Iterator[LedgerFactory]:
         process = ManagedProcess(
             "ledger",
             python_module("ledger_svc"),
-            ledger_env(topic.bootstrap, topic.name, port, data_dir, run_dir, LEDGER_RETRY_INTERVAL_SECONDS="0.5", **env),
+            ledger_env(
+                topic.bootstrap,
+                topic.name,
+                port,
+                data_dir,
+                run_dir,
+                **{"LEDGER_GROUP_ID": f"ledger-{topic.name}", "LEDGER_RETRY_INTERVAL_SECONDS": "0.5", **env},
+            ),
             tmp_path / f"ledger-{len(started)}.log",
         ).start()
         started.append(process)

@@ -20,7 +20,8 @@ def libs_dir() -> Path:
 
 
 @pytest.fixture
-def broker(libs_dir: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
+def new_broker(libs_dir: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A broker of its own (not conftest's shared one): these tests stop and kill it."""
     b = KafkaBroker(libs_dir, tmp_path / "kafka", partitions=2)
     try:
         yield b
@@ -64,7 +65,8 @@ def consume_one(bootstrap: str, topic: str, timeout: float = 30) -> Message:
         consumer.close()
 
 
-def test_data_survives_a_clean_restart(broker: KafkaBroker) -> None:
+def test_data_survives_a_clean_restart(new_broker: KafkaBroker) -> None:
+    broker = new_broker
     ports = (broker.port, broker.controller_port)
     broker.start()
     broker.wait_ready()

@@ -14,6 +14,7 @@ script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 pom="$script_dir/pom.xml"
 lock="$script_dir/jars.sha256"
 cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
+[[ $cache_root == /* ]] || cache_root="$PWD/$cache_root"  # the printed path must be absolute
 cache="$cache_root/kafka-$KAFKA_VERSION"
 libs="$cache/libs"
 
@@ -39,7 +40,7 @@ verify() {
   # sha256sum --quiet prints only the failures ("NAME: FAILED"), on stdout.
   if ! bad="$(cd "$dir" && LC_ALL=C sha256sum --check --quiet --strict "$lock" 2>&1)"; then
     log "sha256 mismatch in $dir:"
-    sed 's/^/  /' <<<"$bad" >&2
+    printf '  %s\n' "${bad//$'\n'/$'\n'  }" >&2
     return 1
   fi
 }

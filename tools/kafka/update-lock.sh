@@ -33,7 +33,9 @@ mvn -B -q -C -f "$pom" -Dmaven.repo.local="$work/m2" dependency:copy-dependencie
 if [[ -f $lock ]] && cmp -s "$lock" "$work/jars.sha256"; then
   log "$lock is already up to date ($(wc -l <"$lock") jars)"
 else
-  [[ -f $lock ]] && diff -u --label old --label new "$lock" "$work/jars.sha256" >&2 || true
+  if [[ -f $lock ]]; then
+    diff -u --label old --label new "$lock" "$work/jars.sha256" >&2 || true
+  fi
   mv -- "$work/jars.sha256" "$lock"
   log "wrote $lock ($(wc -l <"$lock") jars, $(du -sh "$work/libs" | cut -f1))"
 fi

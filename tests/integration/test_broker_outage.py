@@ -1,0 +1,81 @@
+"""Kafka stopped and restarted under load: UNAVAILABLE and NOT_SERVING while down, exact total after."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+
+from devstack.kafka_broker import KafkaBroker
+from devstack.services import wait_until
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add, make_topic, new_id
+
+CLIENTS = 6
+
+
+@pytest.fixture
+def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A broker of this test's own, since the test stops it."""
+    with KafkaBroker(kafka_libs, tmp_path / "kafka") as broker:
+        yield broker
+
+
+def test_broker_outage_under_load(
+    own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    topic: Topic = make_topic(own_broker.bootstrap)
+    ledger = start_ledger(topic)
+    service = start_sum_service(
+        topic, SUM_PUBLISH_TIMEOUT_SECONDS="2", SUM_HEALTH_PROBE_INTERVAL_SECONDS="0.5"
+    )
+    stub = service.stub()
+    stop_load = threading.Event()
+    acknowledged: dict[str, int] = {}
+    unavailable = 0
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        nonlocal unavailable
+        value = number * 1_000_000
+        while not stop_load.is_set():
+            value += 1
+            request_id = new_id()
+            while True:  # a well-behaved client retries the same request_id until acknowledged
+                try:
+                    reply = add(stub, request_id, value, 1, timeout=5)
+                    break
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+                    with lock:
+                        unavailable += 1
+                    time.sleep(0.1)
+            with lock:
+                acknowledged[request_id] = reply.sum
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        clients = [pool.submit(client, n) for n in range(CLIENTS)]
+        wait_until(lambda: len(acknowledged) > 200, 60, "load before the outage")
+
+        own_broker.stop()
+        service.wait_status("NOT_SERVING", timeout=20)
+        with pytest.raises(grpc.RpcError) as refused:
+            add(stub, new_id(), 1, 1)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        wait_until(lambda: unavailable > 0, 20, "clients to see UNAVAILABLE")
+        acknowledged_while_down = len(acknowledged)
+
+        own_broker.start()
+        own_broker.wait_ready(60)
+        service.wait_status("SERVING", timeout=60)
+        wait_until(lambda: len(acknowledged) > acknowledged_while_down + 200, 60, "load after the outage")
+        stop_load.set()
+        for future in clients:
+            future.result(timeout=60)
+
+    body = ledger.wait_count(len(acknowledged), timeout=90)
+    assert body["total"] == str(sum(acknowledged.values()))
