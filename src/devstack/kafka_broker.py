@@ -7,15 +7,12 @@ tests and `make run` use the real broker without Docker or a Kafka download.
 from __future__ import annotations
 
 import base64
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,6 +23,8 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic without listing it in __all__, which
 # mypy --strict rejects; cimpl is where the class (and its stub) actually lives.
 from confluent_kafka.cimpl import NewTopic
+
+from distsum.processes import die_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO_ROOT / "tools" / "kafka" / "fetch-kafka.sh"
@@ -96,19 +95,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _die_with_parent() -> Callable[[], None]:
-    # Load libc before fork: only async-signal-safe calls belong between fork and exec.
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 def _new_cluster_id() -> str:
@@ -203,7 +189,7 @@ class KafkaBroker:
                 # which then stops the broker cleanly instead of racing it.
                 start_new_session=True,
                 # The only hook for PR_SET_PDEATHSIG; it makes just async-signal-safe calls.
-                preexec_fn=_die_with_parent(),  # noqa: PLW1509
+                preexec_fn=die_with_parent(),  # noqa: PLW1509
             )
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -35,7 +35,10 @@ def main() -> int:
 
     print("==> Apache Kafka: fetching (first run only) and verifying the broker jars", flush=True)
     broker = KafkaBroker(
-        ensure_kafka_libs(), state_dir / "kafka", port=kafka_port, controller_port=_port("DISTSUM_KAFKA_CONTROLLER_PORT", 9093)
+        ensure_kafka_libs(),
+        state_dir / "kafka",
+        port=kafka_port,
+        controller_port=_port("DISTSUM_KAFKA_CONTROLLER_PORT", 9093),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -61,7 +64,9 @@ def main() -> int:
             ManagedProcess(
                 "ledger",
                 python_module("ledger_svc"),
-                ledger_env(broker.bootstrap, topic, http_port, state_dir / "ledger-data", state_dir / "ledger-run"),
+                ledger_env(
+                    broker.bootstrap, topic, http_port, state_dir / "ledger-data", state_dir / "ledger-run"
+                ),
                 logs / "ledger.log",
             ).start()
         )
@@ -72,10 +77,11 @@ def main() -> int:
         print(
             f"""
 distributed-sum is running (state in {state_dir}, logs in {logs}):
-  Kafka            {broker.bootstrap}   topic {topic!r} ({partitions} partitions), dead letters {topic + '.dlq'!r}
+  Kafka            {broker.bootstrap}   topic {topic!r} ({partitions} partitions)
+                   dead letters {topic + ".dlq"!r}
   sum service      grpc://{target}   metrics http://127.0.0.1:{metrics_port}/metrics
   ledger           {ledger_url}/v1/total   /v1/entries   /readyz   /metrics
-  total file       {state_dir / 'ledger-data' / 'total'}
+  total file       {state_dir / "ledger-data" / "total"}
 
 Try it in another terminal:
   .venv/bin/distsum add 2 3
@@ -87,7 +93,9 @@ Ctrl-C stops everything.""",
         while not stop.wait(0.5):
             for service in services:
                 if not service.running:
-                    print(f"!! {service.name} exited ({service.poll()}); last log lines:\n{service.log_tail()}")
+                    print(
+                        f"!! {service.name} exited ({service.poll()}); last log lines:\n{service.log_tail()}"
+                    )
                     return 1
             if not broker.is_running:
                 print("!! Kafka exited; see", broker.data_dir / "broker.log")

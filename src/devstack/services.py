@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,9 +27,7 @@ class WaitTimeout(AssertionError):
     pass
 
 
-def wait_until(
-    probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
-) -> T:
+def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll probe until it returns something truthy; fail after timeout naming what was awaited."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -60,7 +59,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_parent(),  # noqa: PLW1509
             )
         return self
 
@@ -106,17 +105,17 @@ class ManagedProcess:
             return ""
 
     def _signal_group(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def python_module(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
-def sum_service_env(bootstrap: str, topic: str, grpc_port: int, metrics_port: int, **extra: str) -> dict[str, str]:
+def sum_service_env(
+    bootstrap: str, topic: str, grpc_port: int, metrics_port: int, **extra: str
+) -> dict[str, str]:
     return {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

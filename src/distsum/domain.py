@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,14 +19,24 @@ class Int64Overflow(ArithmeticError):
     """a + b does not fit in a signed 64-bit integer."""
 
 
+# RFC 4122 text forms: hyphenated (optionally in braces), 32 hex digits, or a urn:uuid: URN.
+# uuid.UUID alone is laxer (it ignores stray braces and hyphens anywhere).
+_UUID_TEXT = re.compile(
+    r"(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?"
+    r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}"
+    r"|[0-9a-fA-F]{32})"
+)
+
+
 def canonical_request_id(text: str) -> str:
     """Return the lower-case hyphenated form, so every spelling of one UUID is one request."""
     if not text:
         raise InvalidRequestId("request_id is required (a UUID such as 3f1c0e9a-7a51-4c1e-9a43-0b8f3c0d2e11)")
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise InvalidRequestId(f"request_id {text[:64]!r} is not a UUID") from None
+    if not _UUID_TEXT.fullmatch(text):
+        raise InvalidRequestId(f"request_id {text[:64]!r} is not a UUID")
+    hex_digits = re.sub(r"[^0-9a-fA-F]", "", text.rsplit(":", 1)[-1])
+    return str(uuid.UUID(hex=hex_digits))
 
 
 def add_int64(a: int, b: int) -> int:

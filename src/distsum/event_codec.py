@@ -46,10 +46,10 @@ def decode(payload: bytes | None) -> SumComputed:
         raise PoisonMessage(f"sum {message.sum} is not {message.a} + {message.b}")
     if not message.HasField("produced_at"):
         raise PoisonMessage("produced_at is missing")
+    try:
+        produced_at = message.produced_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise PoisonMessage(f"produced_at is not a valid timestamp: {exc}") from None
     return SumComputed(
-        request_id=request_id,
-        a=message.a,
-        b=message.b,
-        sum=message.sum,
-        produced_at=message.produced_at.ToDatetime(tzinfo=UTC),
+        request_id=request_id, a=message.a, b=message.b, sum=message.sum, produced_at=produced_at
     )

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
+from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """For subprocess preexec_fn: the child gets SIGKILL when its parent dies.
+def die_with_parent() -> Callable[[], None]:
+    """A subprocess preexec_fn: the child gets SIGKILL when its parent dies.
 
     A SIGKILLed parent has no chance to stop its children; without this they would
-    linger holding ports and files.
+    linger holding ports and files. libc is loaded here, before the fork, because only
+    async-signal-safe work belongs between fork and exec.
     """
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec

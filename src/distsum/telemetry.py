@@ -10,6 +10,7 @@ documented upstream instead of through options of ours.
 from __future__ import annotations
 
 import os
+
 from opentelemetry import context, propagate, trace
 from opentelemetry.distro import OpenTelemetryConfigurator, OpenTelemetryDistro
 from opentelemetry.sdk.resources import Resource

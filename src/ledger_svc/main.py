@@ -23,8 +23,9 @@ from ledger_svc.config import LedgerSettings
 
 log = logging.getLogger("ledger_svc")
 
+
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
+    return subprocess.Popen(argv, env=env, preexec_fn=die_with_parent())  # noqa: PLW1509
 
 
 def main() -> None:

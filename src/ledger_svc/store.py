@@ -8,6 +8,7 @@ whole batch or none of it. Readers (the web workers) open the file read-only.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -22,8 +23,8 @@ from ledger_svc.ledger import Balance, BatchPlan, Delivery, PoisonRecord, plan_b
 STORE_FILE = "ledger.db"
 SCHEMA_VERSION = "1"
 # Volume entries that say nothing about a previous ledger.
-_CREATING_SUFFIX = ".creating"
-_IGNORABLE_ON_EMPTY_VOLUME = {"lost+found", STORE_FILE + _CREATING_SUFFIX}
+_PARTIAL_STORE = STORE_FILE + ".creating"
+_IGNORABLE_ON_EMPTY_VOLUME = {"lost+found"}
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,6 +95,10 @@ def _now() -> str:
 
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     uri = f"file:{path}?mode={'ro' if read_only else 'rw'}"
+    if read_only and os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        # WAL readers need a -shm file they cannot create on a read-only volume; nobody
+        # can write there either, so reading the file as immutable is exact.
+        uri += "&immutable=1"
     connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 5000")
     return connection
@@ -113,14 +118,13 @@ class LedgerWriter:
             leftovers = sorted(
                 p.name
                 for p in data_dir.iterdir()
-                if p.name not in _IGNORABLE_ON_EMPTY_VOLUME and p.name[0] != "."
+                if p.name not in _IGNORABLE_ON_EMPTY_VOLUME and not p.name.startswith((".", _PARTIAL_STORE))
             )
             if leftovers:
                 raise StoreRefused(
                     f"{path} is missing but the volume is not empty ({', '.join(leftovers[:5])}); "
-                    "refusing to "
-                    "start a new ledger at zero over an old one. Restore the store, or empty the volume to "
-                    "start over deliberately."
+                    "refusing to start a new ledger at zero over an old one. "
+                    "Restore the store, or empty the volume to start over deliberately."
                 )
             cls._create(path)
         writer = cls(path)
@@ -130,8 +134,9 @@ class LedgerWriter:
     @staticmethod
     def _create(path: Path) -> None:
         # Built under a temporary name and renamed, so a crash mid-creation leaves no half store.
-        partial = path.with_name(path.name + _CREATING_SUFFIX)
-        partial.unlink(missing_ok=True)
+        partial = path.with_name(_PARTIAL_STORE)
+        for leftover in path.parent.glob(partial.name + "*"):
+            leftover.unlink()
         connection = sqlite3.connect(partial, isolation_level=None)
         try:
             created = _now()
@@ -193,8 +198,13 @@ class LedgerWriter:
             )
 
     def balance(self) -> Balance:
-        total, count = self._connection.execute("SELECT total, count FROM balance WHERE id = 1").fetchone()
-        return Balance(total=int(total), count=count)
+        row = self._connection.execute("SELECT total, count FROM balance WHERE id = 1").fetchone()
+        try:
+            return Balance(total=int(row[0]), count=int(row[1]))
+        except (TypeError, ValueError):
+            raise StoreRefused(
+                f"{self.path} has no valid balance row ({row!r}); restore it from a backup"
+            ) from None
 
     def next_offsets(self, topic: str) -> dict[int, int]:
         rows = self._connection.execute(

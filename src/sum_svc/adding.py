@@ -77,6 +77,9 @@ class Adder:
 
 
 def _copy_outcome(source: Future[None], target: Future[None]) -> None:
+    if source.cancelled():
+        target.set_exception(ConnectionError("publication cancelled"))
+        return
     error = source.exception()
     if error is None:
         target.set_result(None)

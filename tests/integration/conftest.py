@@ -68,7 +68,9 @@ class SumService:
         return sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(self.target))
 
     def wait_status(self, status: str, timeout: float = 30) -> None:
-        wait_until(lambda: grpc_health_status(self.target) == status, timeout, f"{self.process.name} {status}")
+        wait_until(
+            lambda: grpc_health_status(self.target) == status, timeout, f"{self.process.name} {status}"
+        )
 
 
 @dataclass
@@ -93,9 +95,11 @@ class Ledger:
         wait_until(ready, timeout, "the ledger to be ready")
 
     def wait_count(self, count: int, timeout: float = 60) -> dict[str, object]:
-        return wait_until(
-            lambda: (body := self.total())["count"] == count and body, timeout, f"ledger count {count}", 0.1
-        )
+        def reached() -> dict[str, object] | None:
+            body = self.total()
+            return body if body["count"] == count else None
+
+        return wait_until(reached, timeout, f"ledger count {count}", 0.1)
 
     def restart(self) -> None:
         self.process.start()
@@ -165,13 +169,19 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def add(stub: sum_pb2_grpc.SumServiceStub, request_id: str, a: int, b: int, timeout: float = 10) -> sum_pb2.AddResponse:
-    reply: sum_pb2.AddResponse = stub.Add(sum_pb2.AddRequest(request_id=request_id, a=a, b=b), timeout=timeout)
+def add(
+    stub: sum_pb2_grpc.SumServiceStub, request_id: str, a: int, b: int, timeout: float = 10
+) -> sum_pb2.AddResponse:
+    reply: sum_pb2.AddResponse = stub.Add(
+        sum_pb2.AddRequest(request_id=request_id, a=a, b=b), timeout=timeout
+    )
     return reply
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    return Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+    )
 
 
 def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[object]:

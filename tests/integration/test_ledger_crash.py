@@ -8,6 +8,7 @@ import signal
 import threading
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 
 from devstack.services import http_json, wait_until
 from distsum import event_codec
@@ -46,6 +47,12 @@ def crash(ledger: Ledger, kill_consumer_only: bool) -> None:
         ledger.process.kill()
 
 
+def count_reached(ledger: Ledger, count: int) -> bool:
+    reached = ledger.total()["count"]
+    assert isinstance(reached, int)
+    return reached >= count
+
+
 def all_entries(ledger: Ledger) -> list[dict[str, str]]:
     entries: list[dict[str, str]] = []
     cursor = "0"
@@ -72,7 +79,7 @@ def test_sigkill_at_random_points_keeps_the_total_exact(topic: Topic, start_ledg
 
     kill_points = sorted(rng.sample(range(100, EVENTS - 100), KILLS))
     for number, point in enumerate(kill_points):
-        wait_until(lambda p=point: ledger.total()["count"] >= p, 120, f"count to reach {point} (seed {seed})", 0.01)
+        wait_until(partial(count_reached, ledger, point), 120, f"count to reach {point} (seed {seed})", 0.01)
         crash(ledger, kill_consumer_only=number % 2 == 1)
         ledger.restart()
     stream.join(120)

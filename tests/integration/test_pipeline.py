@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -113,12 +114,16 @@ def test_health_and_reflection(topic: Topic, start_sum_service: SumServiceFactor
         assert status == health_pb2.HealthCheckResponse.SERVING
 
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-    replies = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    replies = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     services = {s.name for reply in replies for s in reply.list_services_response.service}
     assert {"distsum.v1.SumService", "grpc.health.v1.Health"} <= services
 
 
-def test_cli_add_and_total(topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory) -> None:
+def test_cli_add_and_total(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
     ledger = start_ledger(topic)
     service = start_sum_service(topic)
     cli = [sys.executable, "-m", "distsum.cli"]
@@ -137,16 +142,18 @@ def test_cli_add_and_total(topic: Topic, start_sum_service: SumServiceFactory, s
         check=True,
     )
     ledger.wait_count(1)
-    total = subprocess.run([*cli, "total", "--ledger-url", ledger.url], capture_output=True, text=True, check=True)
+    total = subprocess.run(
+        [*cli, "total", "--ledger-url", ledger.url], capture_output=True, text=True, check=True
+    )
 
     assert added.stdout.strip() == "5"
     assert "replayed" in replayed.stderr
     assert total.stdout.strip() == "5"
 
 
-def test_metrics_are_exposed(topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory) -> None:
-    import urllib.request
-
+def test_metrics_are_exposed(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
     ledger = start_ledger(topic)
     service = start_sum_service(topic)
     request_id = new_id()
@@ -159,10 +166,7 @@ def test_metrics_are_exposed(topic: Topic, start_sum_service: SumServiceFactory,
     assert "sum_replays_total 1.0" in sum_metrics
     assert "sum_kafka_reachable 1.0" in sum_metrics
 
-    def ledger_metrics() -> str:
-        return urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
-
-    text = ledger_metrics()
+    text = urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
     assert "ledger_events_applied_total 1.0" in text
     assert "ledger_total 3.0" in text
     assert "flask_http_request_total" in text

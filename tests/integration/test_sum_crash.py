@@ -23,7 +23,9 @@ def test_sigkill_sum_service_while_clients_retry_elsewhere(
     doomed, survivor = start_sum_service(topic, "sum-doomed"), start_sum_service(topic, "sum-survivor")
     stubs = [doomed.stub(), survivor.stub()]
     rng = random.Random(7)
-    requests = [(new_id(), rng.randint(-(10**12), 10**12), rng.randint(-(10**12), 10**12)) for _ in range(REQUESTS)]
+    requests = [
+        (new_id(), rng.randint(-(10**12), 10**12), rng.randint(-(10**12), 10**12)) for _ in range(REQUESTS)
+    ]
     acknowledged = 0
     lock = threading.Lock()
 

@@ -216,12 +216,6 @@ def test_overflow_is_rejected_before_anything_is_published(
     assert len(record) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KafkaUnavailable,
-    reason="bug: _copy_outcome calls exception() on a cancelled future, which raises CancelledError "
-    "inside the callback, so the entry never completes and is never forgotten",
-)
 def test_cancelled_publication_is_reported_and_forgotten(adder: Adder, publisher: FakePublisher) -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         waiting = pool.submit(adder.add, REQUEST_ID, 2, 3, 0.5)

@@ -81,11 +81,6 @@ def test_arbitrary_text_is_rejected_or_canonicalised_idempotently(text: str) -> 
     assert canonical_request_id(result) == result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: uuid.UUID() feeds the text to int(text, 16), which accepts these non-RFC-4122 spellings",
-)
 @pytest.mark.parametrize(
     "text",
     [

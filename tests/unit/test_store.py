@@ -201,12 +201,6 @@ def test_other_schema_version_is_refused(writer: LedgerWriter, data_dir: Path) -
         LedgerWriter.open_or_create(data_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, ValueError),
-    reason="bug: verify() parses the balance row outside its checks; a missing row or a non-numeric "
-    "total escapes as TypeError/ValueError instead of StoreRefused",
-)
 @pytest.mark.parametrize("tampering", ["DELETE FROM balance", "UPDATE balance SET total = 'abc'"])
 def test_unparseable_balance_is_refused(writer: LedgerWriter, data_dir: Path, tampering: str) -> None:
     writer.close()
@@ -243,12 +237,6 @@ def test_volume_with_only_ignorable_entries_gets_a_new_store(data_dir: Path, ent
     assert not (data_dir / (STORE_FILE + ".creating")).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreRefused,
-    reason="bug: a crash while _create() writes leaves ledger.db.creating-journal (or -wal/-shm), "
-    "which is not in _IGNORABLE_ON_EMPTY_VOLUME, so every later start refuses the empty volume",
-)
 def test_journal_of_a_crashed_creation_does_not_block_creation(data_dir: Path) -> None:
     (data_dir / (STORE_FILE + ".creating")).write_bytes(b"")
     (data_dir / (STORE_FILE + ".creating-journal")).write_bytes(b"")
