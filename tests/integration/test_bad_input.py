@@ -1,0 +1,75 @@
+"""Bad input over the real wire gets the contract's error and is never counted."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devstack.services import http_json
+from distsum.domain import INT64_MAX, INT64_MIN, InvalidRequestId, canonical_request_id
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add
+
+int64s = st.integers(INT64_MIN, INT64_MAX) | st.sampled_from([INT64_MIN, INT64_MAX, -1, 0, 1])
+request_ids = st.uuids().map(str) | st.text(max_size=60)
+
+
+def test_grpc_inputs_get_the_contract_status_codes(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic)
+    stub = start_sum_service(topic).stub()
+    counted: dict[str, int] = {}
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(request_id=request_ids, a=int64s, b=int64s)
+    def check(request_id: str, a: int, b: int) -> None:
+        # The parser's own rules are unit-tested; here the question is the status code on the wire.
+        try:
+            canonical: str | None = canonical_request_id(request_id)
+        except InvalidRequestId:
+            canonical = None
+        try:
+            reply = add(stub, request_id, a, b)
+        except grpc.RpcError as exc:
+            if canonical is None:
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
+            elif not INT64_MIN <= a + b <= INT64_MAX:
+                assert exc.code() == grpc.StatusCode.OUT_OF_RANGE, exc
+            else:
+                assert exc.code() == grpc.StatusCode.ALREADY_EXISTS, exc
+            return
+        assert canonical is not None, f"{request_id!r} accepted"
+        assert INT64_MIN <= a + b <= INT64_MAX
+        assert reply.sum == a + b
+        counted.setdefault(canonical, a + b)
+
+    check()
+    body = ledger.wait_count(len(counted))
+    assert body["total"] == str(sum(counted.values()))
+
+
+def test_rest_query_parameters_are_validated(topic: Topic, start_ledger: LedgerFactory) -> None:
+    ledger = start_ledger(topic)
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        params=st.dictionaries(
+            st.sampled_from(["after", "limit", "cursor", "x"]),
+            st.text(max_size=25) | st.integers(-5, 2000).map(str),
+            max_size=3,
+        )
+    )
+    def check(params: dict[str, str]) -> None:
+        status, body = http_json(f"{ledger.url}/v1/entries?{urllib.parse.urlencode(params)}")
+        assert status in (200, 400), body
+        assert isinstance(body, dict)
+        if status == 400:
+            assert body["error"] == "bad_request" and body["message"]
+
+    check()
+    for path in ("/nope", "/v1/total/extra", "/v2/total"):
+        status, body = http_json(f"{ledger.url}{path}")
+        assert status == 404 and body["error"] == "not_found"

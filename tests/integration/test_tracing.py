@@ -1,0 +1,110 @@
+"""One trace runs gRPC → Kafka → ledger commit, exported over OTLP by the real processes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from devstack.kafka_broker import free_port
+from devstack.services import wait_until
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add, new_id
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self._lock = threading.Lock()
+
+    def Export(  # noqa: N802
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    self.spans.extend(
+                        ReceivedSpan(
+                            attributes.get("service.name", ""),
+                            span.name,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                        )
+                        for span in scope_spans.spans
+                    )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def find(self, service: str, name: str, trace_id: str | None = None) -> ReceivedSpan | None:
+        with self._lock:
+            return next(
+                (
+                    s
+                    for s in self.spans
+                    if s.service == service and s.name == name and trace_id in (None, s.trace_id)
+                ),
+                None,
+            )
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[Collector, str]]:
+    receiver = Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    yield receiver, f"http://127.0.0.1:{port}"
+    server.stop(None)
+
+
+def test_one_trace_spans_the_grpc_call_and_the_ledger_apply(
+    topic: Topic,
+    start_sum_service: SumServiceFactory,
+    start_ledger: LedgerFactory,
+    collector: tuple[Collector, str],
+) -> None:
+    receiver, endpoint = collector
+    otel = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    ledger = start_ledger(topic, **otel)
+    stub = start_sum_service(topic, **otel).stub()
+
+    add(stub, new_id(), 20, 22)
+    ledger.wait_count(1)
+
+    server_span = wait_until(
+        lambda: receiver.find("sum-svc", "/distsum.v1.SumService/Add"), 30, "the sum service's server span"
+    )
+    publish = wait_until(
+        lambda: receiver.find("sum-svc", f"{topic.name} publish", server_span.trace_id),
+        30,
+        "the publish span",
+    )
+    process = wait_until(
+        lambda: receiver.find("ledger", f"{topic.name} process", server_span.trace_id),
+        30,
+        "the ledger's span",
+    )
+    assert publish.parent_span_id == server_span.span_id
+    assert process.parent_span_id == publish.span_id
