@@ -27,7 +27,7 @@ class LedgerSettings(BaseSettings):
     group_instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     dead_letter_topic: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,249}$")
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 500
-    batch_wait_seconds: PositiveSeconds = 0.5
+    batch_wait_seconds: PositiveSeconds = 0.1
     retry_interval_seconds: PositiveSeconds = 2
     ready_stale_seconds: PositiveSeconds = 15
 

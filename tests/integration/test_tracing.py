@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -88,7 +89,8 @@ def test_one_trace_spans_the_grpc_call_and_the_ledger_apply(
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     ledger = start_ledger(topic, **otel)
-    stub = start_sum_service(topic, **otel).stub()
+    service = start_sum_service(topic, LOG_LEVEL="DEBUG", **otel)
+    stub = service.stub()
 
     add(stub, new_id(), 20, 22)
     ledger.wait_count(1)
@@ -108,3 +110,8 @@ def test_one_trace_spans_the_grpc_call_and_the_ledger_apply(
     )
     assert publish.parent_span_id == server_span.span_id
     assert process.parent_span_id == publish.span_id
+    log_lines = [
+        json.loads(line) for line in service.process.log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    added = next(line for line in log_lines if line["msg"] == "added")
+    assert (added["trace_id"], added["span_id"]) == (server_span.trace_id, server_span.span_id)
