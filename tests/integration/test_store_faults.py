@@ -30,7 +30,10 @@ def publish(topic: Topic, values: range) -> int:
 
 
 def readiness(ledger: Ledger) -> str:
-    status, body = http_json(f"{ledger.url}/readyz")
+    try:
+        status, body = http_json(f"{ledger.url}/readyz")
+    except OSError as exc:
+        return f"not answering: {exc}"
     return "ready" if status == 200 else str(body["checks"]["consumer"])
 
 
