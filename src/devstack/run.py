@@ -23,12 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _port(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    raw = os.environ.get(name, str(default))
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SystemExit(f"{name}={raw!r} must be a number between 1 and 65535")
+    return int(raw)
 
 
 def main() -> int:
     state_dir = Path(os.environ.get("DISTSUM_STATE_DIR", ROOT / ".run"))
     topic = os.environ.get("KAFKA_TOPIC", "sums")
+    dead_letters = os.environ.get("LEDGER_DEAD_LETTER_TOPIC") or f"{topic}.dlq"
     partitions = _port("DISTSUM_PARTITIONS", 6)
     kafka_port, grpc_port = _port("DISTSUM_KAFKA_PORT", 9092), _port("SUM_GRPC_PORT", 50051)
     metrics_port, http_port = _port("SUM_METRICS_PORT", 9464), _port("LEDGER_HTTP_PORT", 8080)
@@ -50,7 +54,7 @@ def main() -> int:
         broker.start()
         broker.wait_ready(120)
         create_topic(broker.bootstrap, topic, partitions)
-        create_topic(broker.bootstrap, f"{topic}.dlq", 1)
+        create_topic(broker.bootstrap, dead_letters, 1)
         logs = state_dir / "logs"
         services.append(
             ManagedProcess(
@@ -78,7 +82,7 @@ def main() -> int:
             f"""
 distributed-sum is running (state in {state_dir}, logs in {logs}):
   Kafka            {broker.bootstrap}   topic {topic!r} ({partitions} partitions)
-                   dead letters {topic + ".dlq"!r}
+                   dead letters {dead_letters!r}
   sum service      grpc://{target}   metrics http://127.0.0.1:{metrics_port}/metrics
   ledger           {ledger_url}/v1/total   /v1/entries   /readyz   /metrics
   total file       {state_dir / "ledger-data" / "total"}

@@ -157,6 +157,7 @@ class LedgerConsumer:
             if not self._total_file_current:
                 self._write_total_file(self._writer.balance())
         except (StoreUnwritable, DeadLetterFailed, OSError) as exc:
+            metrics.WRITE_FAILURES.inc()
             metrics.STORE_WRITABLE.set(0)
             self._set_status("degraded", reason=str(exc))
             log.error("batch not finished; pausing consumption until it can be", extra={"reason": str(exc)})

@@ -17,7 +17,8 @@ POISON_MESSAGES = Counter(
     "ledger_poison_messages_total", "Undecodable or invalid records sent to the dead-letter topic."
 )
 WRITE_FAILURES = Counter(
-    "ledger_store_write_failures_total", "Batch commits that failed and will be retried."
+    "ledger_store_write_failures_total",
+    "Batches (dead letters, commit or total file) that failed and will be retried.",
 )
 BATCH_COMMIT_DURATION = Histogram(
     "ledger_batch_commit_duration_seconds",
