@@ -73,6 +73,7 @@ class LedgerConsumer:
             }
         )
         self._pending: Batch | None = None
+        self._balance = writer.balance()
         self._committed_offsets: dict[int, int] = {}
         self._total_file_current = False
         self._paused = False
@@ -81,7 +82,7 @@ class LedgerConsumer:
         self._last_lag_refresh = 0.0
 
     def run(self, stop: threading.Event) -> None:
-        self._write_total_file(self._writer.balance())
+        self._write_total_file(self._balance)
         self._consumer.subscribe(
             [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
@@ -155,7 +156,7 @@ class LedgerConsumer:
             if not batch.committed:
                 self._commit(batch)
             if not self._total_file_current:
-                self._write_total_file(self._writer.balance())
+                self._write_total_file(self._balance)
         except (StoreUnwritable, DeadLetterFailed, OSError) as exc:
             metrics.WRITE_FAILURES.inc()
             metrics.STORE_WRITABLE.set(0)
@@ -182,6 +183,7 @@ class LedgerConsumer:
             )
         metrics.BATCH_COMMIT_DURATION.observe(time.perf_counter() - started)
         batch.committed = True
+        self._balance = plan.balance
         self._total_file_current = False
         for (_, partition), offset in batch.next_offsets.items():
             self._committed_offsets[partition] = offset

@@ -1,4 +1,4 @@
-"""SQLite adapter: the ledger's source of truth on the volume.
+"""SQLite adapter, write side: the ledger's source of truth on the volume.
 
 One writer (the consumer) changes applied entries, partition offsets and the
 balance in one transaction per batch, so a crash at any instant leaves either the
@@ -12,10 +12,8 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ledger_svc.durable_files import fsync_path
 from ledger_svc.ledger import Balance, BatchPlan, Delivery, PoisonRecord, plan_batch
@@ -71,29 +69,11 @@ class StoreUnwritable(RuntimeError):
     """A write failed for a reason that may clear (full or read-only volume, I/O error)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    seq: int
-    request_id: str
-    a: int
-    b: int
-    sum: int
-    produced_at: str
-    applied_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    balance: Balance
-    updated_at: str
-    dead_letters: int
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+def connect(path: Path, read_only: bool) -> sqlite3.Connection:
     uri = f"file:{path}?mode={'ro' if read_only else 'rw'}"
     if read_only and os.statvfs(path.parent).f_flag & os.ST_RDONLY:
         # WAL readers need a -shm file they cannot create on a read-only volume; nobody
@@ -160,7 +140,7 @@ class LedgerWriter:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            connection = _connect(self.path, read_only=False)
+            connection = connect(self.path, read_only=False)
             connection.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed batch survives power loss, so the total file never runs ahead of the store.
             connection.execute("PRAGMA synchronous = FULL")
@@ -305,38 +285,3 @@ def _classify(exc: sqlite3.DatabaseError, path: Path) -> Exception:
     if primary in transient:
         return StoreUnwritable(f"cannot write {path}: {exc}")
     return StoreRefused(f"{path} is not a usable ledger store ({exc}); restore it from a backup")
-
-
-class LedgerReader:
-    """Read-only view for the web workers; one short-lived connection per call."""
-
-    def __init__(self, data_dir: Path):
-        self.path = data_dir / STORE_FILE
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        connection = _connect(self.path, read_only=True)
-        try:
-            return connection.execute(sql, params).fetchall()
-        finally:
-            connection.close()
-
-    def snapshot(self) -> Snapshot:
-        connection = _connect(self.path, read_only=True)
-        try:
-            connection.execute("BEGIN")
-            total, count, updated_at = connection.execute(
-                "SELECT total, count, updated_at FROM balance WHERE id = 1"
-            ).fetchone()
-            (dead_letters,) = connection.execute("SELECT count(*) FROM dead_letters").fetchone()
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
-        return Snapshot(Balance(int(total), count), updated_at, dead_letters)
-
-    def entries(self, after: int, limit: int) -> list[Entry]:
-        rows = self._query(
-            "SELECT seq, request_id, a, b, sum, produced_at, applied_at FROM entries"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [Entry(*row) for row in rows]

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.store import LedgerReader
+from ledger_svc.store_reader import LedgerReader
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from distsum.domain import INT64_MAX, INT64_MIN, SumComputed, add_int64
 from ledger_svc.ledger import Balance, Delivery, PoisonRecord
-from ledger_svc.store import STORE_FILE, LedgerReader, LedgerWriter, StoreRefused
+from ledger_svc.store import STORE_FILE, LedgerWriter, StoreRefused
+from ledger_svc.store_reader import LedgerReader
 
 TOPIC = "sums"
 PRODUCED_AT = datetime(2025, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
