@@ -82,6 +82,8 @@ class LedgerConsumer:
         self._last_lag_refresh = 0.0
 
     def run(self, stop: threading.Event) -> None:
+        metrics.TOTAL.set(self._balance.total)
+        metrics.COUNT.set(self._balance.count)
         self._write_total_file(self._balance)
         self._consumer.subscribe(
             [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
@@ -227,8 +229,6 @@ class LedgerConsumer:
     def _write_total_file(self, balance: Balance) -> None:
         replace_atomically(self._config.total_file, f"{balance.total}\n")
         self._total_file_current = True
-        metrics.TOTAL.set(balance.total)
-        metrics.COUNT.set(balance.count)
 
     def _wait_while_degraded(self, stop: threading.Event) -> None:
         assignment = self._consumer.assignment()

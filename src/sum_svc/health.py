@@ -33,9 +33,6 @@ class KafkaHealth:
     def is_reachable(self) -> bool:
         return self._reachable.is_set()
 
-    def wait_reachable(self, timeout: float) -> bool:
-        return self._reachable.wait(timeout)
-
     def shut_down(self) -> None:
         """Report NOT_SERVING for good, so load balancers drain us before the server stops."""
         self._stopping.set()
