@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
@@ -189,9 +189,14 @@ class LedgerConsumer:
         self._total_file_current = False
         for (_, partition), offset in batch.next_offsets.items():
             self._committed_offsets[partition] = offset
-        self._consumer.commit(
-            offsets=[TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()], asynchronous=True
-        )
+        try:
+            # Informational only (lag tooling reads it); the store already holds the offsets.
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:
+            log.warning("could not mirror offsets to Kafka", extra={"reason": str(exc)})
         now = time.time()
         for delivery in plan.to_apply:
             metrics.QUEUE_LATENCY.observe(max(0.0, now - delivery.event.produced_at.timestamp()))
