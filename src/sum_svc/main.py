@@ -75,7 +75,10 @@ def main() -> None:
     stop_requested = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_requested.set())
-    stop_requested.wait()
+    # A SIGTERM the kernel hands to one of the gRPC threads only runs its Python handler once the main
+    # thread executes bytecode again, so an untimed wait could sleep through it.
+    while not stop_requested.wait(timeout=0.5):
+        pass
 
     log.info("stopping: draining in-flight requests", extra={"grace_seconds": config.shutdown_grace_seconds})
     health.shut_down()

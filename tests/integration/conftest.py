@@ -101,6 +101,16 @@ class Ledger:
 
         return wait_until(reached, timeout, f"ledger count {count}", 0.1)
 
+    def wait_total_file(self, total: object, timeout: float = 30) -> None:
+        """The total file is replaced just after the store commit the REST API already shows."""
+        path = self.data_dir / "total"
+        expected = f"{total}\n"
+
+        def written() -> bool:
+            return path.exists() and path.read_text() == expected
+
+        wait_until(written, timeout, f"{path} to read {expected!r}", 0.05)
+
     def restart(self) -> None:
         self.process.start()
         self.wait_ready()

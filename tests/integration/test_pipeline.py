@@ -27,7 +27,7 @@ def test_add_is_counted_once_and_written_to_the_total_file(
     assert (reply.sum, reply.replayed) == (5, False)
     body = ledger.wait_count(1)
     assert body["total"] == "5"
-    assert (ledger.data_dir / "total").read_text() == "5\n"
+    ledger.wait_total_file(5)
 
 
 def test_sequential_duplicates_replay_and_count_once(
