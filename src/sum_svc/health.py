@@ -13,6 +13,8 @@ from sum_svc import metrics
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = ("", "distsum.v1.SumService")
+# Liveness must not follow Kafka: restarting pods during a broker outage would only add churn.
+LIVENESS_NAME = "liveness"
 
 
 class KafkaHealth:
@@ -26,6 +28,7 @@ class KafkaHealth:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kafka-health-probe", daemon=True)
         self._set(reachable=False, announce=False)
+        self.servicer.set(LIVENESS_NAME, health_pb2.HealthCheckResponse.SERVING)
 
     def start(self) -> None:
         self._thread.start()

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from devstack.kafka_broker import KafkaBroker
-from devstack.services import wait_until
+from devstack.services import grpc_health_status, wait_until
 from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add, make_topic, new_id
 
 CLIENTS = 6
@@ -63,6 +63,7 @@ def test_broker_outage_under_load(
 
         own_broker.stop()
         service.wait_status("NOT_SERVING", timeout=20)
+        assert grpc_health_status(service.target, "liveness") == "SERVING", "an outage must not fail liveness"
         with pytest.raises(grpc.RpcError) as refused:
             add(stub, new_id(), 1, 1)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
