@@ -1,4 +1,4 @@
-"""Real parts for the integration tests: one Kafka broker per session, services as real processes."""
+"""Real parts for the integration tests: services as real processes (broker and topics: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import grpc
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from devstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs, free_port
+from devstack.kafka_broker import free_port
 from devstack.services import (
     ManagedProcess,
     grpc_health_status,
@@ -23,39 +23,7 @@ from devstack.services import (
     wait_until,
 )
 from distsum.v1 import sum_pb2, sum_pb2_grpc
-
-PARTITIONS = 4
-
-
-@pytest.fixture(scope="session")
-def kafka_libs() -> Path:
-    return ensure_kafka_libs()
-
-
-@pytest.fixture(scope="session")
-def broker(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    with KafkaBroker(kafka_libs, tmp_path_factory.mktemp("kafka"), partitions=PARTITIONS) as running:
-        yield running
-
-
-@dataclass
-class Topic:
-    name: str
-    dead_letters: str
-    bootstrap: str
-
-
-def make_topic(bootstrap: str) -> Topic:
-    name = f"sums-{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap, name, PARTITIONS)
-    create_topic(bootstrap, f"{name}.dlq", 1)
-    return Topic(name, f"{name}.dlq", bootstrap)
-
-
-@pytest.fixture
-def topic(broker: KafkaBroker) -> Topic:
-    """A fresh topic per test, so tests never see each other's events."""
-    return make_topic(broker.bootstrap)
+from tests.conftest import Topic
 
 
 @dataclass

@@ -13,7 +13,8 @@ import pytest
 
 from devstack.kafka_broker import KafkaBroker
 from devstack.services import grpc_health_status, wait_until
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add, make_topic, new_id
+from tests.conftest import Topic, make_topic
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, add, new_id
 
 CLIENTS = 6
 

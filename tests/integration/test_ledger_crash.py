@@ -14,7 +14,8 @@ from devstack.services import http_json, wait_until
 from distsum import event_codec
 from distsum.domain import SumComputed
 from ledger_svc import consumer_status
-from tests.integration.conftest import Ledger, LedgerFactory, Topic, producer
+from tests.conftest import Topic
+from tests.integration.conftest import Ledger, LedgerFactory, producer
 
 EVENTS = 20_000
 KILLS = 6

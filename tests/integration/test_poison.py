@@ -9,7 +9,8 @@ from confluent_kafka import Message
 from distsum import event_codec
 from distsum.domain import SumComputed
 from distsum.v1 import events_pb2
-from tests.integration.conftest import LedgerFactory, Topic, new_id, producer, read_all
+from tests.conftest import Topic
+from tests.integration.conftest import LedgerFactory, new_id, producer, read_all
 
 
 def _wrong_sum() -> bytes:

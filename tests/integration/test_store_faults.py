@@ -15,7 +15,8 @@ import pytest
 from devstack.services import http_json, wait_until
 from distsum import event_codec
 from distsum.domain import SumComputed
-from tests.integration.conftest import Ledger, LedgerFactory, Topic, new_id, producer
+from tests.conftest import Topic
+from tests.integration.conftest import Ledger, LedgerFactory, new_id, producer
 
 EXIT_STORE_REFUSED = 3
 

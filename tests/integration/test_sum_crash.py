@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from devstack.services import wait_until
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, Topic, add, new_id
+from tests.conftest import Topic
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, add, new_id
 
 REQUESTS = 1500
 CLIENTS = 8

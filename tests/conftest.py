@@ -1,0 +1,45 @@
+"""Shared by the integration and container tests: one Kafka broker per session, a fresh topic per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
+
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="session")
+def kafka_libs() -> Path:
+    return ensure_kafka_libs()
+
+
+@pytest.fixture(scope="session")
+def broker(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    with KafkaBroker(kafka_libs, tmp_path_factory.mktemp("kafka"), partitions=PARTITIONS) as running:
+        yield running
+
+
+@dataclass
+class Topic:
+    name: str
+    dead_letters: str
+    bootstrap: str
+
+
+def make_topic(bootstrap: str) -> Topic:
+    name = f"sums-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, name, PARTITIONS)
+    create_topic(bootstrap, f"{name}.dlq", 1)
+    return Topic(name, f"{name}.dlq", bootstrap)
+
+
+@pytest.fixture
+def topic(broker: KafkaBroker) -> Topic:
+    """A fresh topic per test, so tests never see each other's events."""
+    return make_topic(broker.bootstrap)

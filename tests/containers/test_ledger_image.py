@@ -1,0 +1,124 @@
+"""The ledger image on a data volume: SIGKILLed mid-stream and replaced, it keeps the total exact."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from devstack.kafka_broker import free_port
+from devstack.services import http_json, http_ready, wait_until
+from distsum import event_codec
+from distsum.domain import SumComputed
+from tests.conftest import Topic
+from tests.containers.conftest import Containers, assert_hardened
+from tests.containers.docker_cli import APP_UID, LEDGER_IMAGE, Container
+
+EVENTS = 4000
+KILL_AFTER = 400  # applied events; the rest of the stream is still to come when the ledger dies
+RESEND_EVERY = 10  # every 10th event is published twice, as a retried Add would be
+
+
+def produce(bootstrap: str, topic: str, events: list[SumComputed]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for index, event in enumerate(events):
+        for _ in range(2 if index % RESEND_EVERY == 0 else 1):
+            producer.produce(topic, key=event.request_id.encode(), value=event_codec.encode(event))
+            producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+class LedgerContainer:
+    def __init__(self, container: Container, port: int):
+        self.container = container
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            self.container.assert_running()
+            return http_ready(f"{self.url}/readyz")
+
+        wait_until(ready, 90, f"{self.container.name} to be ready")
+
+    def total(self) -> dict[str, object]:
+        status, body = http_json(f"{self.url}/v1/total")
+        assert status == 200, body
+        assert isinstance(body, dict)
+        return body
+
+    def count(self) -> int:
+        count = self.total()["count"]
+        assert isinstance(count, int)
+        return count
+
+
+def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
+    topic: Topic, containers: Containers, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving the data directory to uid 10001 (chown) needs root")
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, APP_UID, APP_UID)
+    port = free_port()
+
+    def start_ledger() -> LedgerContainer:
+        container = containers.start(
+            LEDGER_IMAGE,
+            "--network",
+            "host",
+            "--volume",
+            f"{data}:/data",
+            "--tmpfs",
+            "/tmp",
+            env={
+                "KAFKA_BOOTSTRAP_SERVERS": topic.bootstrap,
+                "KAFKA_TOPIC": topic.name,
+                "LEDGER_HTTP_HOST": "127.0.0.1",
+                "LEDGER_HTTP_PORT": str(port),
+                "LEDGER_GROUP_ID": f"ledger-{topic.name}",
+                "LEDGER_BATCH_MAX_MESSAGES": "50",
+                "LEDGER_RETRY_INTERVAL_SECONDS": "0.5",
+            },
+        )
+        ledger = LedgerContainer(container, port)
+        ledger.wait_ready()
+        return ledger
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    events = [
+        SumComputed(str(uuid.UUID(int=rng.getrandbits(128), version=4)), a, b, a + b, datetime.now(UTC))
+        for a, b in ((rng.randint(-(2**40), 2**40), rng.randint(-(2**40), 2**40)) for _ in range(EVENTS))
+    ]
+    first_half, second_half = events[: EVENTS // 2], events[EVENTS // 2 :]
+
+    first = start_ledger()
+    assert_hardened(first.container, "ledger_svc")
+    produce(topic.bootstrap, topic.name, first_half)
+    wait_until(lambda: first.count() >= KILL_AFTER, 60, f"{KILL_AFTER} events applied (seed {seed})", 0.01)
+    applied_before_kill = first.count()
+    assert first.container.kill() == 137
+    assert applied_before_kill < len(first_half), "the ledger finished before it could be killed mid-stream"
+
+    produce(topic.bootstrap, topic.name, second_half)
+    second = start_ledger()
+
+    def all_applied() -> dict[str, object] | None:
+        body = second.total()
+        return body if body["count"] == EVENTS else None
+
+    body = wait_until(all_applied, 120, f"count {EVENTS} (seed {seed})", 0.1)
+    assert body["total"] == str(sum(event.sum for event in events)), f"seed {seed}"
+
+    total_file = data / "total"
+    wait_until(
+        lambda: total_file.exists() and total_file.read_text() == f"{body['total']}\n", 30, "the total file"
+    )
+    for name in ("ledger.db", "total"):
+        assert (data / name).stat().st_uid == APP_UID, name
