@@ -1,0 +1,220 @@
+{{/*
+Names, labels and shared snippets. Kubernetes names are limited to 63 characters, so every name is
+truncated; component suffixes are added after truncating the base name to 50.
+*/}}
+
+{{- define "distributed-sum.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "distributed-sum.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "distributed-sum.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "distributed-sum.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "distributed-sum.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "distributed-sum.labels" -}}
+helm.sh/chart: {{ include "distributed-sum.chart" . }}
+{{ include "distributed-sum.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: distributed-sum
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Usage: include "distributed-sum.componentSelectorLabels" (dict "ctx" $ "component" "sum") */}}
+{{- define "distributed-sum.componentSelectorLabels" -}}
+{{ include "distributed-sum.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "distributed-sum.componentLabels" -}}
+{{ include "distributed-sum.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "distributed-sum.componentName" -}}
+{{- printf "%s-%s" (include "distributed-sum.fullname" .ctx | trunc 50 | trimSuffix "-") .component }}
+{{- end }}
+
+{{- define "distributed-sum.sum.fullname" -}}
+{{- include "distributed-sum.componentName" (dict "ctx" . "component" "sum") }}
+{{- end }}
+
+{{- define "distributed-sum.ledger.fullname" -}}
+{{- include "distributed-sum.componentName" (dict "ctx" . "component" "ledger") }}
+{{- end }}
+
+{{/* Usage: include "distributed-sum.image" (dict "ctx" $ "image" .Values.sum.image) */}}
+{{- define "distributed-sum.image" -}}
+{{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion }}
+{{- $registry := .ctx.Values.image.registry }}
+{{- $repository := ternary (printf "%s/%s" $registry .image.repository) .image.repository (ne $registry "") }}
+{{- if .image.digest }}
+{{- printf "%s@%s" $repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "distributed-sum.imagePullPolicy" -}}
+{{- .image.pullPolicy | default .ctx.Values.image.pullPolicy }}
+{{- end }}
+
+{{/* The Strimzi Kafka cluster's name; its bootstrap Service is <name>-kafka-bootstrap. */}}
+{{- define "distributed-sum.kafka.clusterName" -}}
+{{- .Values.kafka.strimzi.clusterName | default (include "distributed-sum.fullname" . | trunc 40 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "distributed-sum.kafka.bootstrapServers" -}}
+{{- if .Values.kafka.strimzi.enabled }}
+{{- printf "%s-kafka-bootstrap:9092" (include "distributed-sum.kafka.clusterName" .) }}
+{{- else }}
+{{- required "kafka.externalBootstrapServers is required when kafka.strimzi.enabled is false" .Values.kafka.externalBootstrapServers }}
+{{- end }}
+{{- end }}
+
+{{- define "distributed-sum.kafka.deadLetterTopic" -}}
+{{- .Values.kafka.deadLetterTopic | default (printf "%s.dlq" .Values.kafka.topic) }}
+{{- end }}
+
+{{/*
+Environment shared by both services: Kafka, logging and tracing. Usage: dict "ctx" $ "service" "sum-svc".
+With tracing off no endpoint is set: spans are still recorded, so log lines keep their trace ids.
+*/}}
+{{- define "distributed-sum.commonEnv" -}}
+- name: KAFKA_BOOTSTRAP_SERVERS
+  value: {{ include "distributed-sum.kafka.bootstrapServers" .ctx | quote }}
+- name: KAFKA_TOPIC
+  value: {{ .ctx.Values.kafka.topic | quote }}
+- name: LOG_LEVEL
+  value: {{ .ctx.Values.logLevel | quote }}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- if .ctx.Values.tracing.enabled }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .ctx.Values.tracing.otlpEndpoint | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "k8s.pod.name=$(K8S_POD_NAME),k8s.namespace.name=$(K8S_NAMESPACE_NAME),service.namespace=$(K8S_NAMESPACE_NAME),service.version=%s" (.ctx.Values.image.tag | default .ctx.Chart.AppVersion) | quote }}
+{{- with .ctx.Values.tracing.sampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ . | quote }}
+{{- end }}
+{{- with .ctx.Values.tracing.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level settings every pod of the chart shares (restricted Pod Security Standard). */}}
+{{- define "distributed-sum.podSecurityContext" -}}
+{{ toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{- define "distributed-sum.containerSecurityContext" -}}
+{{ toYaml .Values.containerSecurityContext }}
+{{- end }}
+
+{{/* Egress rule to Kafka: the Strimzi broker pods, or the external brokers from values. */}}
+{{- define "distributed-sum.kafkaEgressRule" -}}
+{{- if .Values.kafka.strimzi.enabled -}}
+- to:
+    - podSelector:
+        matchLabels:
+          strimzi.io/cluster: {{ include "distributed-sum.kafka.clusterName" . }}
+          strimzi.io/kind: Kafka
+  ports:
+    - port: 9092
+      protocol: TCP
+{{- else -}}
+- ports:
+    {{- toYaml .Values.networkPolicy.externalKafka.ports | nindent 4 }}
+  {{- with .Values.networkPolicy.externalKafka.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Egress rule to the OTLP receiver, when traces are exported. */}}
+{{- define "distributed-sum.tracingEgressRule" -}}
+{{- if .Values.tracing.enabled -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicy.tracing.namespace }}
+  ports:
+    - port: {{ .Values.networkPolicy.tracing.port }}
+      protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/* Peer matching the helm test pods. */}}
+{{- define "distributed-sum.testPeer" -}}
+- podSelector:
+    matchLabels:
+      {{- include "distributed-sum.componentSelectorLabels" (dict "ctx" . "component" "test") | nindent 6 }}
+{{- end }}
+
+{{/* Peer matching the monitoring namespace (Prometheus). */}}
+{{- define "distributed-sum.monitoringPeer" -}}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ .Values.networkPolicy.monitoringNamespace }}
+{{- end }}
+
+{{/* Rules across values that values.schema.json cannot express; rendered (as nothing) by sum-deployment.yaml. */}}
+{{- define "distributed-sum.validate" -}}
+{{- $sum := .Values.sum }}
+{{- if le ($sum.idempotency.ttlSeconds | float64) ($sum.deliveryTimeoutSeconds | float64) }}
+{{- fail "sum.idempotency.ttlSeconds must be greater than sum.deliveryTimeoutSeconds" }}
+{{- end }}
+{{- if lt ($sum.deliveryTimeoutSeconds | float64) ($sum.publishTimeoutSeconds | float64) }}
+{{- fail "sum.deliveryTimeoutSeconds must be at least sum.publishTimeoutSeconds" }}
+{{- end }}
+{{- if gt ($sum.autoscaling.minReplicas | int) ($sum.autoscaling.maxReplicas | int) }}
+{{- fail "sum.autoscaling.minReplicas must not exceed sum.autoscaling.maxReplicas" }}
+{{- end }}
+{{- if eq (int $sum.grpcPort) (int $sum.metricsPort) }}
+{{- fail "sum.grpcPort and sum.metricsPort must differ" }}
+{{- end }}
+{{- $s := .Values.kafka.strimzi }}
+{{- if $s.enabled }}
+{{- if gt ($s.replicationFactor | int) ($s.replicas | int) }}
+{{- fail "kafka.strimzi.replicationFactor must not exceed kafka.strimzi.replicas" }}
+{{- end }}
+{{- if gt ($s.minInsyncReplicas | int) ($s.replicationFactor | int) }}
+{{- fail "kafka.strimzi.minInsyncReplicas must not exceed kafka.strimzi.replicationFactor" }}
+{{- end }}
+{{- end }}
+{{- if eq (include "distributed-sum.kafka.deadLetterTopic" .) .Values.kafka.topic }}
+{{- fail "kafka.deadLetterTopic must differ from kafka.topic" }}
+{{- end }}
+{{- end }}
