@@ -1,0 +1,170 @@
+"""skaffold.yaml is valid for its apiVersion and deploys exactly the pinned charts, in order."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from jsonschema.exceptions import best_match
+
+from tests.deploy.layout import (
+    APP_CHART,
+    OBSERVABILITY,
+    REMOTE_RELEASES,
+    REPO,
+    charts_env,
+    skaffold,
+    skaffold_sanitized,
+)
+
+# The chart values that carry the built images (the app chart's interface).
+IMAGE_VALUES = {
+    "distributed-sum/sum-svc": ("sum.image.repository", "sum.image.tag"),
+    "distributed-sum/ledger-svc": ("ledger.image.repository", "ledger.image.tag"),
+}
+# values-kind.yaml turns these off; the full pipeline turns them on, the minimal profile off.
+MONITORING_KEYS = (
+    "monitoring.serviceMonitor.enabled",
+    "monitoring.prometheusRule.enabled",
+    "monitoring.dashboards.enabled",
+    "tracing.enabled",
+)
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed: skaffold's JSON schema comes from its Go module")
+    fetched = subprocess.run(
+        [str(REPO / "scripts" / "fetch-skaffold-schema.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=os.environ,
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    loaded: dict[str, Any] = json.loads(Path(fetched.stdout.strip().splitlines()[-1]).read_text())
+    return loaded
+
+
+def _errors(schema: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    # Skaffold's schema nests everything in anyOf, whose own message names no field: report the most
+    # specific underlying error of each failure instead.
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [best_match([error]) or error for error in validator.iter_errors(config)]
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in errors]
+
+
+def test_config_validates_against_the_schema_of_its_api_version(schema: dict[str, Any]) -> None:
+    config = skaffold()
+    fetcher = (REPO / "scripts" / "fetch-skaffold-schema.sh").read_text()
+    version = re.search(r"^SCHEMA_VERSION=(\S+)$", fetcher, re.MULTILINE)
+    assert version and config["apiVersion"] == f"skaffold/{version.group(1)}"
+    assert _errors(schema, config) == []
+
+
+def test_the_schema_rejects_a_misspelt_release_field(schema: dict[str, Any]) -> None:
+    broken = copy.deepcopy(skaffold())
+    broken["deploy"]["helm"]["releases"][0]["valueFiles"] = ["typo.yaml"]
+    assert _errors(schema, broken)
+
+
+def _releases(deploy: dict[str, Any]) -> list[dict[str, Any]]:
+    releases: list[dict[str, Any]] = deploy["helm"]["releases"]
+    return releases
+
+
+def _profile(name: str) -> dict[str, Any]:
+    profiles: list[dict[str, Any]] = skaffold()["profiles"]
+    (profile,) = [profile for profile in profiles if profile["name"] == name]
+    return profile
+
+
+def _assert_pinned(release: dict[str, Any], prefix: str) -> None:
+    pins = charts_env()
+    assert release["name"] == pins[f"{prefix}_RELEASE"]
+    assert release["remoteChart"] == pins[f"{prefix}_CHART"]
+    assert release["repo"] == pins[f"{prefix}_REPO"]
+    assert release["version"] == pins[f"{prefix}_VERSION"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", release["version"]), "pin an exact chart version"
+    assert release["namespace"] == pins[f"{prefix}_NAMESPACE"]
+    (values_file,) = release["valuesFiles"]
+    assert (REPO / values_file).parent == OBSERVABILITY and (REPO / values_file).is_file()
+
+
+def _assert_app(release: dict[str, Any]) -> None:
+    pins = charts_env()
+    assert release["name"] == pins["APP_RELEASE"]
+    assert release["chartPath"] == pins["APP_CHART"]
+    assert release["namespace"] == pins["APP_NAMESPACE"]
+    assert release["valuesFiles"] == [pins["APP_VALUES"]]
+
+
+def test_default_pipeline_installs_every_pinned_chart_then_the_app() -> None:
+    releases = _releases(skaffold()["deploy"])
+    assert len(releases) == len(REMOTE_RELEASES) + 1
+    for release, prefix in zip(releases, REMOTE_RELEASES, strict=False):
+        _assert_pinned(release, prefix)
+        assert release["wait"] is True, "later releases need this one's CRDs and services"
+    _assert_app(releases[-1])
+    assert releases[-1]["setValues"] == dict.fromkeys(MONITORING_KEYS, True)
+
+
+def test_minimal_profile_installs_only_the_operator_and_the_app_without_monitoring() -> None:
+    deploy = _profile("minimal")["deploy"]
+    operator, app = _releases(deploy)
+    _assert_pinned(operator, "STRIMZI")
+    _assert_app(app)
+    assert app["setValues"] == dict.fromkeys(MONITORING_KEYS, False)
+    (hook,) = deploy["helm"]["hooks"]["before"]
+    assert hook["host"]["command"] == ["scripts/cluster/prepare.sh", "--no-observability"]
+
+
+@pytest.mark.parametrize("deploy", ["default", "minimal"])
+def test_app_release_takes_the_built_images(deploy: str) -> None:
+    config = skaffold()
+    app = _releases(config["deploy"] if deploy == "default" else _profile(deploy)["deploy"])[-1]
+    artifacts = {artifact["image"]: artifact for artifact in config["build"]["artifacts"]}
+    assert set(artifacts) == set(IMAGE_VALUES)
+    expected = {}
+    for image, (repository_key, tag_key) in IMAGE_VALUES.items():
+        expected[repository_key] = f"{{{{.IMAGE_REPO_{skaffold_sanitized(image)}}}}}"
+        expected[tag_key] = f"{{{{.IMAGE_TAG_{skaffold_sanitized(image)}}}}}"
+    assert app["setValueTemplates"] == expected
+
+
+def test_images_are_built_locally_and_never_pushed() -> None:
+    config = skaffold()
+    assert config["build"]["local"]["push"] is False
+    assert config["deploy"]["kubeContext"] == _profile("minimal")["deploy"]["kubeContext"] == "kind-distsum"
+    dockerfiles = {
+        artifact["image"]: artifact["docker"]["dockerfile"] for artifact in config["build"]["artifacts"]
+    }
+    assert dockerfiles == {
+        "distributed-sum/sum-svc": "Dockerfile.sum",
+        "distributed-sum/ledger-svc": "Dockerfile.ledger",
+    }
+
+
+def test_deploy_hook_prepares_namespaces_and_the_grafana_secret() -> None:
+    (hook,) = skaffold()["deploy"]["helm"]["hooks"]["before"]
+    script = REPO / hook["host"]["command"][0]
+    assert script.is_file() and os.access(script, os.X_OK)
+
+
+def test_files_owned_by_the_chart_and_image_work_exist() -> None:
+    wanted = [REPO / "Dockerfile.sum", REPO / "Dockerfile.ledger", APP_CHART / "Chart.yaml"]
+    wanted.append(REPO / charts_env()["APP_VALUES"])
+    missing = [str(path.relative_to(REPO)) for path in wanted if not path.exists()]
+    if missing == [str(path.relative_to(REPO)) for path in wanted]:
+        pytest.skip(f"the app chart and Dockerfiles are not in this tree yet: {', '.join(missing)}")
+    assert missing == []

@@ -1,0 +1,141 @@
+"""scripts/cluster/up.sh from start to end against recording stand-ins for docker, kind, helm, kubectl and
+make: what it installs, in which order, with which values, and what it tells the user."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.layout import (
+    APP_CHART,
+    CLUSTER_SCRIPTS,
+    REMOTE_RELEASES,
+    charts_env,
+    load_yaml,
+    skaffold_app_values,
+)
+
+BASH = shutil.which("bash") or "/bin/bash"
+
+# One recorder for every external tool: it logs its command line and answers the few queries up.sh reads.
+RECORDER = """name=${0##*/}
+echo "$name $*" >> "$CALLS"
+case "$name $*" in
+  "kind get clusters") echo distsum ;;
+  "kubectl "*"get secret"*) exit 1 ;;
+  "kubectl "*"create secret"*) cat > /dev/null ;;
+  "kubectl "*"get service"*) printf 'distributed-sum-sum 50051 9464\\ndistributed-sum-ledger 8080\\n' ;;
+  "kubectl "*"get deployment"*) echo deployment.apps/distributed-sum-sum ;;
+  "kubectl "*"get statefulset"*) echo statefulset.apps/distributed-sum-ledger ;;
+esac
+exit 0"""
+
+
+def _up(tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None) -> tuple[list[str], str]:
+    if not (APP_CHART / "Chart.yaml").is_file():
+        pytest.skip("charts/distributed-sum is not in this tree yet")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("docker", "kind", "helm", "kubectl", "make"):
+        (bin_dir / tool).write_text(f"#!{BASH}\n{RECORDER}\n")
+        (bin_dir / tool).chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls)}
+    env.pop("DISTSUM_OBSERVABILITY", None)
+    env.pop("DISTSUM_IMAGE_TAG", None)
+    env.update(env_extra or {})
+    done = subprocess.run(
+        [BASH, str(CLUSTER_SCRIPTS / "up.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return calls.read_text().splitlines(), done.stdout
+
+
+def _helm_installs(calls: list[str]) -> list[list[str]]:
+    return [shlex.split(call) for call in calls if call.startswith("helm upgrade --install ")]
+
+
+def _flag(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def _set_values(argv: list[str]) -> dict[str, str]:
+    pairs = [argv[index + 1] for index, arg in enumerate(argv) if arg == "--set"]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def _index(calls: list[str], pattern: str) -> int:
+    (index,) = [number for number, call in enumerate(calls) if re.search(pattern, call)]
+    return index
+
+
+def _app_version() -> str:
+    return str(load_yaml(APP_CHART / "Chart.yaml")["appVersion"])
+
+
+def _assert_pinned_install(argv: list[str], prefix: str) -> None:
+    pins = charts_env()
+    assert argv[3:5] == [pins[f"{prefix}_RELEASE"], pins[f"{prefix}_CHART"]]
+    assert _flag(argv, "--repo") == pins[f"{prefix}_REPO"]
+    assert _flag(argv, "--version") == pins[f"{prefix}_VERSION"]
+    assert _flag(argv, "--namespace") == pins[f"{prefix}_NAMESPACE"]
+    assert _flag(argv, "--values").startswith("k8s/observability/")
+    assert "--wait" in argv
+
+
+def _assert_app_install(argv: list[str], profile: str | None) -> None:
+    pins = charts_env()
+    assert argv[3:5] == [pins["APP_RELEASE"], pins["APP_CHART"]]
+    assert _flag(argv, "--namespace") == pins["APP_NAMESPACE"]
+    assert _flag(argv, "--values") == pins["APP_VALUES"]
+    # The same values skaffold passes for the same images: both ways of deploying agree.
+    assert _set_values(argv) == skaffold_app_values(profile, _app_version())
+
+
+def test_full_stack_installs_everything_in_order(tmp_path: Path) -> None:
+    calls, out = _up(tmp_path)
+    installs = _helm_installs(calls)
+    assert len(installs) == len(REMOTE_RELEASES) + 1
+    for argv, prefix in zip(installs, REMOTE_RELEASES, strict=False):
+        _assert_pinned_install(argv, prefix)
+    _assert_app_install(installs[-1], None)
+
+    assert _index(calls, r"apply -f .*namespaces\.yaml") < _index(calls, "helm upgrade --install strimzi")
+    assert _index(calls, "create secret generic grafana-admin") < _index(
+        calls, "install kube-prometheus-stack"
+    )
+    crds = _index(calls, "wait .*crd/servicemonitors.monitoring.coreos.com")
+    assert _index(calls, "install kube-prometheus-stack") < crds < _index(calls, "install loki")
+    images = [f"distributed-sum/{name}:{_app_version()}" for name in ("sum-svc", "ledger-svc")]
+    load = _index(calls, "^kind load docker-image --name distsum " + " ".join(images) + "$")
+    assert _index(calls, "^make images$") < load < _index(calls, "install distributed-sum")
+    assert _index(calls, "install distributed-sum") < _index(calls, "wait kafka --all")
+
+    assert "port-forward svc/distributed-sum-sum 50051:50051" in out
+    assert "port-forward svc/distributed-sum-ledger 8080:8080" in out
+    assert "port-forward svc/kube-prometheus-stack-grafana 3000:80" in out
+    assert "get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d" in out
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_no_observability_installs_only_the_operator_and_the_app(tmp_path: Path, how: str) -> None:
+    if how == "flag":
+        calls, out = _up(tmp_path, "--no-observability")
+    else:
+        calls, out = _up(tmp_path, env_extra={"DISTSUM_OBSERVABILITY": "0"})
+    operator, app = _helm_installs(calls)
+    _assert_pinned_install(operator, "STRIMZI")
+    _assert_app_install(app, "minimal")
+    assert not any("secret" in call for call in calls)
+    assert "grafana" not in out.lower()
