@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
 from distsum import settings
@@ -11,9 +13,22 @@ from ledger_svc.config import LedgerSettings
 from ledger_svc.process_metrics import ProcessGroupCollector
 from ledger_svc.web import create_app
 
+
+class LedgerPrometheusMetrics(GunicornInternalPrometheusMetrics):  # type: ignore[misc]
+    """The exporter builds a fresh registry for every scrape in multiprocess mode, so a registry handed
+    to it is never served; this one adds the process group's CPU and memory to each scrape."""
+
+    def generate_metrics(
+        self, accept_header: str | None = None, names: list[str] | None = None
+    ) -> tuple[str, str]:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+        registry.register(ProcessGroupCollector())
+        encode, content_type = choose_encoder(accept_header or "")
+        return encode(registry.restricted_registry(names) if names else registry).decode(), content_type
+
+
 app = create_app(settings.load(LedgerSettings))
-registry = CollectorRegistry()
-registry.register(ProcessGroupCollector())
 # Grouped by route, not raw path, so unknown URLs cannot blow up label cardinality.
-GunicornInternalPrometheusMetrics(app, registry=registry, group_by="url_rule", excluded_paths=["/metrics"])
+LedgerPrometheusMetrics(app, group_by="url_rule", excluded_paths=["/metrics"])
 FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")

@@ -1,0 +1,159 @@
+"""Debian's Prometheus and promtool, and the chart rendered by helm, for the PromQL tests."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devstack.kafka_broker import REPO_ROOT
+from devstack.services import ManagedProcess, wait_until
+
+CHART = REPO_ROOT / "charts" / "distributed-sum"
+ENSURE = REPO_ROOT / "scripts" / "prometheus" / "ensure.sh"
+GO_TOOL = REPO_ROOT / "scripts" / "go-tool.sh"
+NAMESPACE = "distsum-test"
+RELEASE = "distsum"
+# helm built with `go install` assumes Kubernetes v1.20, below the chart's kubeVersion.
+KUBE_VERSION = "1.31.0"
+_SKIP = 77
+
+
+def prometheus_bin_dir() -> Path:
+    """Where prometheus and promtool are, installing Debian's package if needed (skip if we can't)."""
+    done = subprocess.run([str(ENSURE)], capture_output=True, text=True, check=False)
+    if done.returncode == _SKIP:
+        pytest.skip(f"Prometheus unavailable: {done.stderr.strip()}")
+    assert done.returncode == 0, f"{ENSURE} failed:\n{done.stderr}"
+    return Path(done.stdout.strip())
+
+
+def helm_template(*args: str) -> list[dict[str, Any]]:
+    """The chart's objects, rendered into NAMESPACE with the default values plus `args`."""
+    helm = subprocess.run([str(GO_TOOL), "helm"], capture_output=True, text=True, check=False)
+    if helm.returncode != 0 and "Go is needed" in helm.stderr:
+        pytest.skip(f"helm unavailable: {helm.stderr.strip()}")
+    assert helm.returncode == 0, helm.stderr
+    command = [helm.stdout.strip(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    rendered = subprocess.run(
+        [*command, "--kube-version", KUBE_VERSION, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def rule_groups() -> list[dict[str, Any]]:
+    (rule,) = [o for o in helm_template() if o["kind"] == "PrometheusRule"]
+    groups: list[dict[str, Any]] = rule["spec"]["groups"]
+    return groups
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scrape target with the labels prometheus-operator attaches to a ServiceMonitor's target."""
+
+    port: int
+    service: str
+    pod: str
+    container: str
+    endpoint: str
+
+    def scrape_config(self) -> dict[str, Any]:
+        labels = {
+            "namespace": NAMESPACE,
+            "service": self.service,
+            "job": self.service,
+            "pod": self.pod,
+            "container": self.container,
+            "endpoint": self.endpoint,
+        }
+        return {
+            "job_name": f"serviceMonitor/{NAMESPACE}/{self.pod}/0",
+            "static_configs": [{"targets": [f"127.0.0.1:{self.port}"], "labels": labels}],
+        }
+
+
+class PrometheusServer:
+    """A real Prometheus scraping every second and evaluating the chart's rules every second."""
+
+    def __init__(
+        self, bin_dir: Path, work_dir: Path, port: int, targets: list[Target], groups: list[dict[str, Any]]
+    ):
+        self.url = f"http://127.0.0.1:{port}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        rules = work_dir / "rules.yaml"
+        rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+        config = work_dir / "prometheus.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(rules)],
+                    "scrape_configs": [target.scrape_config() for target in targets],
+                },
+                sort_keys=False,
+            )
+        )
+        self.process = ManagedProcess(
+            "prometheus",
+            [
+                str(bin_dir / "prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={work_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            {},
+            work_dir / "prometheus.log",
+        )
+
+    def __enter__(self) -> PrometheusServer:
+        self.process.start()
+
+        def ready() -> bool:
+            if not self.process.running:
+                raise AssertionError(f"prometheus exited:\n{self.process.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                    return bool(response.status == HTTPStatus.OK)
+            except OSError:
+                return False
+
+        wait_until(ready, 30, "Prometheus to be ready", 0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{path} {params}: {exc.code} {exc.read().decode()}") from exc
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", data
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+
+def has_finite_value(result: list[dict[str, Any]]) -> bool:
+    """At least one series with a real number (a quantile of no traffic is NaN)."""
+    return any(math.isfinite(float(series["value"][1])) for series in result)
