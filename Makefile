@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv proto proto-check lint kafka test test-unit test-integration run clean
+.PHONY: help venv proto proto-check lint kafka images test test-unit test-integration test-chart test-deploy \
+	test-promql test-containers run clean cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -26,7 +27,8 @@ proto: $(INSTALLED) ## regenerate src/distsum/v1 from proto/
 proto-check: $(INSTALLED) ## fail when the generated protobuf code is stale
 	$(BIN)/python scripts/gen_proto.py --check
 
-lint: $(INSTALLED) ## ruff (lint + format) and mypy
+lint: $(INSTALLED) ## ruff (lint + format), mypy and shellcheck
+	$(BIN)/shellcheck -x scripts/*.sh scripts/*/*.sh tools/kafka/*.sh
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy src tests scripts
@@ -40,10 +42,35 @@ test-unit: $(INSTALLED) ## the fast unit tests of the core
 test-integration: $(INSTALLED) kafka ## integration and fault tests against a real broker, gunicorn and gRPC
 	$(BIN)/pytest tests/integration
 
-test: proto-check lint test-unit test-integration ## everything CI runs
+test-chart: $(INSTALLED) ## Helm chart: lint, render every overlay, kubeconform + Strimzi API checks (offline)
+	$(BIN)/pytest tests/chart
+
+test-deploy: $(INSTALLED) ## offline checks of k8s/, skaffold.yaml and scripts/cluster
+	$(BIN)/pytest tests/deploy
+
+test-promql: $(INSTALLED) kafka ## dashboards' and alerts' PromQL against a real Prometheus scraping the real services
+	$(BIN)/pytest tests/promql
+
+images: ## build both service images (starts a Docker engine and makes a local base image when needed)
+	scripts/docker/build-images.sh
+
+test-containers: $(INSTALLED) kafka ## the images run hardened against a real broker (skipped where Docker can't run)
+	@if scripts/docker/engine.sh check; then \
+		scripts/docker/build-images.sh && $(BIN)/pytest tests/containers; \
+	else \
+		echo "test-containers: SKIPPED, no Docker engine can run here (see the reason above)"; \
+	fi
+
+test: proto-check lint test-unit test-chart test-deploy test-integration test-promql test-containers ## everything CI runs
 
 run: $(INSTALLED) kafka ## run Kafka, the sum service and the ledger in the foreground (Ctrl-C stops)
 	$(BIN)/python -m devstack.run
+
+cluster-up: ## kind cluster "distsum" with Strimzi, monitoring, Loki, Tempo, Alloy and the app (needs internet)
+	scripts/cluster/up.sh
+
+cluster-down: ## delete the kind cluster "distsum"
+	scripts/cluster/down.sh
 
 clean: ## remove local state (.run) and caches; keeps .venv and the Kafka jar cache
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis
