@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
 from distsum import event_codec, telemetry
+from distsum.kafka_client_log import KafkaClientLog
 from distsum.settings import KafkaSettings
 from ledger_svc import consumer_status, metrics
 from ledger_svc.config import LedgerSettings
@@ -70,6 +71,7 @@ class LedgerConsumer:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "reconnect.backoff.max.ms": 1000,
+                **KafkaClientLog(log).config(),
             }
         )
         self._pending: Batch | None = None

@@ -6,6 +6,8 @@ import logging
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from distsum.kafka_client_log import KafkaClientLog
+
 log = logging.getLogger(__name__)
 
 
@@ -23,6 +25,7 @@ class DeadLetterPublisher:
                 "enable.idempotence": True,
                 "acks": "all",
                 "message.timeout.ms": 30_000,
+                **KafkaClientLog(log).config(),
             }
         )
 

@@ -17,6 +17,8 @@ threads = _config.web_threads
 worker_class = "gthread"
 # Heartbeat files in memory, not on a (possibly read-only) root filesystem.
 worker_tmp_dir = "/dev/shm"
+# Nothing manages gunicorn through its control socket, which would live under $HOME (read-only in the image).
+control_socket_disable = True
 graceful_timeout = 10
 accesslog = None
 logconfig_dict: dict[str, Any] = {

@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from distsum import event_codec, telemetry
 from distsum.domain import SumComputed
+from distsum.kafka_client_log import KafkaClientLog
 from sum_svc import metrics
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class KafkaDeliveryError(RuntimeError):
 class KafkaPublisher:
     def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout: float, client_id: str):
         self._topic = topic
+        self._client_log = KafkaClientLog(log)
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "client.id": client_id,
@@ -38,6 +40,7 @@ class KafkaPublisher:
             # Same key-to-partition mapping as Java clients, so duplicates share a partition everywhere.
             "partitioner": "murmur2_random",
             "reconnect.backoff.max.ms": 1000,
+            **self._client_log.config(),
             "error_cb": self._on_error,
         }
         self._lock = threading.Lock()
@@ -114,7 +117,7 @@ class KafkaPublisher:
         self._poller.join(timeout=5)
 
     def _on_error(self, error: KafkaError) -> None:
-        log.warning("kafka client error", extra={"kafka_error": error.name(), "detail": error.str()})
+        self._client_log.on_error(error)
         if error.fatal():
             self._fatal.set()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -218,17 +218,18 @@ def test_readyz_is_200_with_a_fresh_consuming_status(client: FlaskClient, config
 
 
 @pytest.mark.parametrize(
-    ("status", "reason"),
+    ("make_status", "reason"),
     [
-        (ConsumerStatus("consuming", [0], heartbeat=time.time() - 3600), "heartbeat"),
-        (ConsumerStatus("degraded", [0], reason="disk full"), "degraded: disk full"),
-        (ConsumerStatus("consuming", []), "no partitions"),
+        # Built when the test runs: a heartbeat stamped at collection would be stale in a long session.
+        (lambda: ConsumerStatus("consuming", [0], heartbeat=time.time() - 3600), "heartbeat"),
+        (lambda: ConsumerStatus("degraded", [0], reason="disk full"), "degraded: disk full"),
+        (lambda: ConsumerStatus("consuming", []), "no partitions"),
     ],
 )
 def test_readyz_is_503_when_the_consumer_is_not_ready(
-    client: FlaskClient, config: LedgerSettings, status: ConsumerStatus, reason: str
+    client: FlaskClient, config: LedgerSettings, make_status: Callable[[], ConsumerStatus], reason: str
 ) -> None:
-    consumer_status.write(config.status_file, status)
+    consumer_status.write(config.status_file, make_status())
     response = client.get("/readyz")
     assert response.status_code == 503
     assert reason in json_of(response)["checks"]["consumer"]
