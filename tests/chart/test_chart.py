@@ -9,11 +9,17 @@ NetworkPolicies, tracing, and that values.schema.json rejects bad values.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
+from distsum import settings
+from distsum.settings import KafkaSettings
+from ledger_svc.config import LedgerSettings
+from sum_svc.config import SumSettings
 from tests.chart.chart_tools import (
     OVERLAYS,
     RELEASE,
@@ -312,6 +318,49 @@ def test_ledger_is_a_single_writer_with_its_own_volume(defaults: Rendered) -> No
     assert env["LEDGER_DEAD_LETTER_TOPIC"] == "sums.dlq"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_a_long_release_name_leaves_room_for_the_statefulset_revision_label() -> None:
+    # Pods of a StatefulSet carry controller-revision-hash=<name>-<up to 10 characters>, at most 63.
+    rendered = Rendered.of(Values(sets=("fullnameOverride=" + "a" * 63,)))
+    (ledger,) = rendered.of_kind("StatefulSet")
+    assert len(ledger["metadata"]["name"]) <= 52
+    assert ledger["metadata"]["name"].endswith("-ledger")
+
+
+# The settings the services really read: pydantic-settings ignores unknown variables (extra="ignore"), so a
+# misspelt name would be dropped silently, and a value they cannot parse stops them at start.
+SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "sum": (SumSettings, KafkaSettings),
+    "ledger": (LedgerSettings, KafkaSettings),
+}
+
+
+@pytest.mark.parametrize("component", SERVICE_SETTINGS)
+def test_every_service_variable_is_a_real_setting_the_service_accepts(
+    component: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Values at the top of their schema ranges, from a file: Helm reads numbers in values files as floats
+    # and prints 10000000 as 1e+07 unless the template casts it to an integer (--set keeps integers).
+    big = tmp_path / "big.yaml"
+    big.write_text("sum:\n  idempotency:\n    maxEntries: 10000000\nledger:\n  batchMaxMessages: 100000\n")
+    rendered = Rendered.of(Values(files=(big,)))
+    workload = rendered.one("Deployment" if component == "sum" else "StatefulSet", component)
+    env = env_of(only_container(workload))
+    settings_types = SERVICE_SETTINGS[component]
+    prefixes = {str(t.model_config.get("env_prefix")): t for t in settings_types}
+    for name in os.environ:
+        if name.startswith(tuple(prefixes)):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        prefix = next((p for p in prefixes if name.startswith(p)), None)
+        if prefix is None:
+            continue
+        field_name = name.removeprefix(prefix).lower()
+        assert field_name in prefixes[prefix].model_fields, f"{name} is not a setting of {component}"
+        monkeypatch.setenv(name, value if isinstance(value, str) else f"{component}-pod-0")
+    for settings_type in settings_types:
+        settings.load(settings_type)
 
 
 # --- Kafka ----------------------------------------------------------------------------------------

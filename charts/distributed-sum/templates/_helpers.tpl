@@ -59,8 +59,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "distributed-sum.componentName" (dict "ctx" . "component" "sum") }}
 {{- end }}
 
+{{- /*
+The ledger is a StatefulSet: its pods carry the label controller-revision-hash=<name>-<hash of up to
+10 characters>, which must fit in 63, so the name stays within 52 (45 + "-ledger").
+*/}}
 {{- define "distributed-sum.ledger.fullname" -}}
-{{- include "distributed-sum.componentName" (dict "ctx" . "component" "ledger") }}
+{{- printf "%s-ledger" (include "distributed-sum.fullname" . | trunc 45 | trimSuffix "-") }}
 {{- end }}
 
 {{/* Usage: include "distributed-sum.image" (dict "ctx" $ "image" .Values.sum.image) */}}
