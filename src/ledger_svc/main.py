@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from types import FrameType
 
 from distsum import logs, settings
@@ -22,6 +23,8 @@ from distsum.processes import die_with_parent
 from ledger_svc.config import LedgerSettings
 
 log = logging.getLogger("ledger_svc")
+
+_STOP_GRACE_SECONDS = 20
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -81,9 +84,11 @@ def main() -> None:
         for child in children.values():
             if child.poll() is None:
                 child.terminate()
+    # One deadline for both children, well inside the pod's 30 s termination grace period.
+    deadline = time.monotonic() + _STOP_GRACE_SECONDS
     for child in children.values():
         try:
-            child.wait(timeout=20)
+            child.wait(timeout=max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
