@@ -8,7 +8,6 @@ the cache is warm.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -29,16 +28,31 @@ NAMESPACE = "distsum"
 Manifest = dict[str, Any]
 
 
-def _script_output(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, cwd=REPO).stdout.strip()
+def _pinned(*argv: str) -> str:
+    """stdout of a script that installs a pinned tool; skips where it fails for want of Go."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO)
+    if done.returncode != 0 and shutil.which("go") is None:
+        pytest.skip(f"Go is not installed and nothing is cached for {' '.join(argv)}: {done.stderr.strip()}")
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stderr}"
+    return done.stdout.strip()
+
+
+@cache
+def helm_binary() -> Path:
+    """The pinned helm (scripts/go-tool.sh), built on first use."""
+    return Path(_pinned("scripts/go-tool.sh", "helm"))
+
+
+@cache
+def kube_version() -> str:
+    """The Kubernetes version the chart is rendered and validated for (that of kind's node image)."""
+    return _pinned("scripts/k8s-schemas.sh", "--kube-version")
 
 
 @dataclass(frozen=True)
-class Tools:
-    helm: Path
+class KubeconformTools:
     kubeconform: Path
     schemas: Path
-    kube_version: str
 
     def schema_locations(self) -> list[str]:
         """kubeconform -schema-location templates of the layout scripts/k8s_schemas.py writes."""
@@ -50,24 +64,12 @@ class Tools:
         ]
 
 
-def _cache_dir() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("DISTSUM_CACHE_DIR") or Path(xdg) / "distsum")
-
-
 @cache
-def tools() -> Tools:
-    """The pinned helm and kubeconform binaries and the schema directory, built on first use."""
-    cached = (_cache_dir() / "tools").glob("*/kubeconform")
-    if shutil.which("go") is None and not any(cached):
-        pytest.skip(
-            "Go is not installed and helm/kubeconform are not cached: scripts/go-tool.sh cannot build them"
-        )
-    return Tools(
-        helm=Path(_script_output("scripts/go-tool.sh", "helm")),
-        kubeconform=Path(_script_output("scripts/go-tool.sh", "kubeconform")),
-        schemas=Path(_script_output("scripts/k8s-schemas.sh")),
-        kube_version=_script_output("scripts/k8s-schemas.sh", "--kube-version"),
+def kubeconform_tools() -> KubeconformTools:
+    """The pinned kubeconform binary and the schema directory, built on first use."""
+    return KubeconformTools(
+        kubeconform=Path(_pinned("scripts/go-tool.sh", "kubeconform")),
+        schemas=Path(_pinned("scripts/k8s-schemas.sh")),
     )
 
 
@@ -91,20 +93,19 @@ class Values:
 
 
 def helm(*args: str, values: Values = Values()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(tools().helm), *args, *values.helm_args()], check=False, capture_output=True, text=True, cwd=REPO
-    )
+    argv = [str(helm_binary()), *args, *values.helm_args()]
+    return subprocess.run(argv, check=False, capture_output=True, text=True, cwd=REPO)
 
 
 def helm_template(values: Values = Values()) -> subprocess.CompletedProcess[str]:
     return helm(
         "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-        "--kube-version", tools().kube_version, values=values,
+        "--kube-version", kube_version(), values=values,
     )  # fmt: skip
 
 
 def helm_lint(values: Values = Values()) -> subprocess.CompletedProcess[str]:
-    return helm("lint", "--strict", str(CHART), "--kube-version", tools().kube_version, values=values)
+    return helm("lint", "--strict", str(CHART), "--kube-version", kube_version(), values=values)
 
 
 def render_notes(values: Values, workdir: Path) -> str:
@@ -199,7 +200,7 @@ def kubeconform(files: Sequence[Path]) -> dict[str, list[Verdict]]:
 
     No -ignore-missing-schemas: an object without a schema is an error, never silently skipped.
     """
-    t = tools()
+    t = kubeconform_tools()
     argv = [
         str(t.kubeconform),
         "-strict",
@@ -207,7 +208,7 @@ def kubeconform(files: Sequence[Path]) -> dict[str, list[Verdict]]:
         "-output",
         "json",
         "-kubernetes-version",
-        t.kube_version,
+        kube_version(),
     ]
     for location in t.schema_locations():
         argv += ["-schema-location", location]

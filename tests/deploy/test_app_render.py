@@ -4,46 +4,23 @@ test_up_flow) pass: the stack's labels, endpoints and images land where this sta
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.deploy.layout import APP_CHART, REPO, charts_env, skaffold_app_values, values
+from tests.chart.chart_tools import helm
+from tests.deploy.layout import REPO, charts_env, skaffold_app_values, values
 
 TAG = "test-tag"
 
 
-def _helm() -> str:
-    cached = subprocess.run(
-        [str(REPO / "scripts" / "go-tool.sh"), "helm"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if cached.returncode != 0 and shutil.which("go") is None:
-        pytest.skip("Go is not installed and helm is not cached: scripts/go-tool.sh cannot build helm")
-    assert cached.returncode == 0, cached.stderr
-    return cached.stdout.strip().splitlines()[-1]
-
-
 def _render(profile: str | None) -> list[dict[str, Any]]:
-    if not (APP_CHART / "Chart.yaml").is_file():
-        pytest.skip("charts/distributed-sum is not in this tree yet")
     pins = charts_env()
     sets = [f"--set={key}={value}" for key, value in skaffold_app_values(profile, TAG).items()]
-    command = [_helm(), "template", pins["APP_RELEASE"], str(REPO / pins["APP_CHART"])]
-    command += ["--namespace", pins["APP_NAMESPACE"], "--values", str(REPO / pins["APP_VALUES"]), *sets]
-    rendered = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    rendered = helm(
+        "template", pins["APP_RELEASE"], str(REPO / pins["APP_CHART"]),
+        "--namespace", pins["APP_NAMESPACE"], "--values", str(REPO / pins["APP_VALUES"]), *sets,
+    )  # fmt: skip
     assert rendered.returncode == 0, rendered.stderr
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 

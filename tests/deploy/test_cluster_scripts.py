@@ -3,7 +3,6 @@ kind, docker, helm and make (no cluster is available here). shellcheck runs on e
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat
@@ -13,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.layout import CLUSTER_SCRIPTS, K8S, REMOTE_RELEASES, REPO, charts_env
+from tests.deploy.stand_ins import BASH, recorded_calls, run_cluster_script, stand_in
 
 SCRIPTS = sorted([*CLUSTER_SCRIPTS.glob("*.sh"), REPO / "scripts" / "fetch-skaffold-schema.sh"])
 IDS = [str(script.relative_to(REPO)) for script in SCRIPTS]
-BASH = shutil.which("bash") or "/bin/bash"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=IDS)
@@ -46,39 +45,11 @@ def test_only_chart_repositories_and_cluster_addresses_are_named() -> None:
             assert in_cluster or url in allowed_repos, f"{path.relative_to(REPO)} names {url}"
 
 
-def _fake(bin_dir: Path, name: str, body: str) -> None:
-    tool = bin_dir / name
-    tool.write_text(f"#!{BASH}\n{body}\n")
-    tool.chmod(0o755)
-
-
 @pytest.fixture
 def fake_bin(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     return bin_dir
-
-
-def _run(
-    script: str, fake_bin: Path, *args: str, path_rest: str | None = None, **env_extra: str
-) -> subprocess.CompletedProcess[str]:
-    """Run a cluster script with fake_bin first on PATH (path_rest="" leaves only fake_bin)."""
-    rest = os.environ.get("PATH", "") if path_rest is None else path_rest
-    path = os.pathsep.join(entry for entry in (str(fake_bin), rest) if entry)
-    env = {**os.environ, "PATH": path, "CALLS": str(fake_bin.parent / "calls"), **env_extra}
-    return subprocess.run(
-        [BASH, str(CLUSTER_SCRIPTS / script), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-
-def _calls(fake_bin: Path) -> list[str]:
-    calls = fake_bin.parent / "calls"
-    return calls.read_text().splitlines() if calls.exists() else []
 
 
 KUBECTL = """echo "kubectl $*" >> "$CALLS"
@@ -91,13 +62,13 @@ esac"""
 def test_prepare_creates_namespaces_and_a_random_grafana_password_off_the_command_line(
     fake_bin: Path,
 ) -> None:
-    _fake(fake_bin, "kubectl", KUBECTL)
+    stand_in(fake_bin, "kubectl", KUBECTL)
     passwords = []
     for _ in range(2):
-        done = _run("prepare.sh", fake_bin)
+        done = run_cluster_script("prepare.sh", fake_bin)
         assert done.returncode == 0, done.stderr
         passwords.append((fake_bin.parent / "password").read_text())
-    calls = _calls(fake_bin)
+    calls = recorded_calls(fake_bin)
     assert f"kubectl --context kind-distsum apply -f {K8S / 'kind' / 'namespaces.yaml'}" in calls
     created = [call for call in calls if "create secret generic grafana-admin" in call]
     assert len(created) == 2
@@ -107,18 +78,18 @@ def test_prepare_creates_namespaces_and_a_random_grafana_password_off_the_comman
 
 
 def test_prepare_keeps_an_existing_grafana_secret(fake_bin: Path) -> None:
-    _fake(fake_bin, "kubectl", KUBECTL)
-    done = _run("prepare.sh", fake_bin, SECRET_EXISTS="1", KUBE_CONTEXT="other")
+    stand_in(fake_bin, "kubectl", KUBECTL)
+    done = run_cluster_script("prepare.sh", fake_bin, SECRET_EXISTS="1", KUBE_CONTEXT="other")
     assert done.returncode == 0, done.stderr
-    assert not any("create secret" in call for call in _calls(fake_bin))
-    assert all(call.startswith("kubectl --context other ") for call in _calls(fake_bin))
+    assert not any("create secret" in call for call in recorded_calls(fake_bin))
+    assert all(call.startswith("kubectl --context other ") for call in recorded_calls(fake_bin))
 
 
 def test_prepare_without_observability_creates_no_secret(fake_bin: Path) -> None:
-    _fake(fake_bin, "kubectl", KUBECTL)
-    done = _run("prepare.sh", fake_bin, "--no-observability")
+    stand_in(fake_bin, "kubectl", KUBECTL)
+    done = run_cluster_script("prepare.sh", fake_bin, "--no-observability")
     assert done.returncode == 0, done.stderr
-    assert [call.split()[3] for call in _calls(fake_bin)] == ["apply"]
+    assert [call.split()[3] for call in recorded_calls(fake_bin)] == ["apply"]
 
 
 def test_up_names_every_missing_tool(fake_bin: Path) -> None:
@@ -126,30 +97,30 @@ def test_up_names_every_missing_tool(fake_bin: Path) -> None:
         found = shutil.which(tool)
         assert found
         (fake_bin / tool).symlink_to(found)
-    done = _run("up.sh", fake_bin, path_rest="")
+    done = run_cluster_script("up.sh", fake_bin, path_rest="")
     assert done.returncode == 1
     assert "missing tool(s): docker kind helm kubectl make" in done.stderr
 
 
 def test_up_stops_when_docker_is_not_running(fake_bin: Path) -> None:
     for tool in ("kind", "helm", "kubectl", "make"):
-        _fake(fake_bin, tool, 'echo "$0 $*" >> "$CALLS"')
-    _fake(fake_bin, "docker", "exit 1")
-    done = _run("up.sh", fake_bin)
+        stand_in(fake_bin, tool, 'echo "$0 $*" >> "$CALLS"')
+    stand_in(fake_bin, "docker", "exit 1")
+    done = run_cluster_script("up.sh", fake_bin)
     assert done.returncode == 1
     assert "Docker daemon is not reachable" in done.stderr
-    assert _calls(fake_bin) == [], "nothing may be created before the prerequisites are met"
+    assert recorded_calls(fake_bin) == [], "nothing may be created before the prerequisites are met"
 
 
 def test_up_rejects_unknown_arguments(fake_bin: Path) -> None:
-    done = _run("up.sh", fake_bin, "--no-observabilty")
+    done = run_cluster_script("up.sh", fake_bin, "--no-observabilty")
     assert done.returncode == 1
     assert "unknown argument '--no-observabilty'" in done.stderr
 
 
 @pytest.mark.parametrize(("clusters", "deleted"), [("other\ndistsum", True), ("other", False)])
 def test_down_deletes_only_the_distsum_cluster(fake_bin: Path, clusters: str, deleted: bool) -> None:
-    _fake(fake_bin, "kind", f'echo "kind $*" >> "$CALLS"; [[ $1 == get ]] && printf "{clusters}\\n"; true')
-    done = _run("down.sh", fake_bin)
+    stand_in(fake_bin, "kind", f'echo "kind $*" >> "$CALLS"; [[ $1 == get ]] && printf "{clusters}\\n"; true')
+    done = run_cluster_script("down.sh", fake_bin)
     assert done.returncode == 0, done.stderr
-    assert ("kind delete cluster --name distsum" in _calls(fake_bin)) is deleted
+    assert ("kind delete cluster --name distsum" in recorded_calls(fake_bin)) is deleted

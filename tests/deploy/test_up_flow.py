@@ -3,25 +3,20 @@ make: what it installs, in which order, with which values, and what it tells the
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.layout import (
     APP_CHART,
-    CLUSTER_SCRIPTS,
     REMOTE_RELEASES,
     charts_env,
     load_yaml,
     skaffold_app_values,
 )
-
-BASH = shutil.which("bash") or "/bin/bash"
+from tests.deploy.stand_ins import recorded_calls, run_cluster_script, stand_in
 
 # One recorder for every external tool: it logs its command line and answers the few queries up.sh reads.
 RECORDER = """name=${0##*/}
@@ -37,29 +32,16 @@ esac
 exit 0"""
 
 
-def _up(tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None) -> tuple[list[str], str]:
-    if not (APP_CHART / "Chart.yaml").is_file():
-        pytest.skip("charts/distributed-sum is not in this tree yet")
+def _up(tmp_path: Path, *args: str, **env_extra: str) -> tuple[list[str], str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("docker", "kind", "helm", "kubectl", "make"):
-        (bin_dir / tool).write_text(f"#!{BASH}\n{RECORDER}\n")
-        (bin_dir / tool).chmod(0o755)
-    calls = tmp_path / "calls"
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls)}
-    env.pop("DISTSUM_OBSERVABILITY", None)
-    env.pop("DISTSUM_IMAGE_TAG", None)
-    env.update(env_extra or {})
-    done = subprocess.run(
-        [BASH, str(CLUSTER_SCRIPTS / "up.sh"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+        stand_in(bin_dir, tool, RECORDER)
+    # Empty is up.sh's default: the developer's own settings must not change what the test sees.
+    unset = {"DISTSUM_OBSERVABILITY": "", "DISTSUM_IMAGE_TAG": ""}
+    done = run_cluster_script("up.sh", bin_dir, *args, **{**unset, **env_extra})
     assert done.returncode == 0, done.stderr
-    return calls.read_text().splitlines(), done.stdout
+    return recorded_calls(bin_dir), done.stdout
 
 
 def _helm_installs(calls: list[str]) -> list[list[str]]:
@@ -133,7 +115,7 @@ def test_no_observability_installs_only_the_operator_and_the_app(tmp_path: Path,
     if how == "flag":
         calls, out = _up(tmp_path, "--no-observability")
     else:
-        calls, out = _up(tmp_path, env_extra={"DISTSUM_OBSERVABILITY": "0"})
+        calls, out = _up(tmp_path, DISTSUM_OBSERVABILITY="0")
     operator, app = _helm_installs(calls)
     _assert_pinned_install(operator, "STRIMZI")
     _assert_app_install(app, "minimal")

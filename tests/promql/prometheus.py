@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
-import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -16,16 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.kafka_broker import REPO_ROOT
-from devstack.services import ManagedProcess, wait_until
+from devstack.services import ManagedProcess, http_json, wait_until
+from tests.chart.chart_tools import CHART, RELEASE, REPO, helm, kube_version
 
-CHART = REPO_ROOT / "charts" / "distributed-sum"
-ENSURE = REPO_ROOT / "scripts" / "prometheus" / "ensure.sh"
-GO_TOOL = REPO_ROOT / "scripts" / "go-tool.sh"
+ENSURE = REPO / "scripts" / "prometheus" / "ensure.sh"
+# Not the release name, so that a template scoping by .Release.Name instead of .Release.Namespace shows.
 NAMESPACE = "distsum-test"
-RELEASE = "distsum"
-# helm built with `go install` assumes Kubernetes v1.20, below the chart's kubeVersion.
-KUBE_VERSION = "1.31.0"
 _SKIP = 77
 
 
@@ -40,16 +34,8 @@ def prometheus_bin_dir() -> Path:
 
 def helm_template(*args: str) -> list[dict[str, Any]]:
     """The chart's objects, rendered into NAMESPACE with the default values plus `args`."""
-    helm = subprocess.run([str(GO_TOOL), "helm"], capture_output=True, text=True, check=False)
-    if helm.returncode != 0 and "Go is needed" in helm.stderr:
-        pytest.skip(f"helm unavailable: {helm.stderr.strip()}")
-    assert helm.returncode == 0, helm.stderr
-    command = [helm.stdout.strip(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    rendered = subprocess.run(
-        [*command, "--kube-version", KUBE_VERSION, *args],
-        capture_output=True,
-        text=True,
-        check=False,
+    rendered = helm(
+        "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", kube_version(), *args
     )
     assert rendered.returncode == 0, rendered.stderr
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
@@ -138,13 +124,8 @@ class PrometheusServer:
         self.process.stop()
 
     def api(self, path: str, **params: str) -> Any:
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body = json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{path} {params}: {exc.code} {exc.read().decode()}") from exc
-        assert body["status"] == "success", body
+        status, body = http_json(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}", timeout=10)
+        assert status == HTTPStatus.OK and body["status"] == "success", f"{path} {params}: {status} {body}"
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:

@@ -25,8 +25,9 @@ from devstack.services import (
     wait_until,
 )
 from distsum.v1 import sum_pb2, sum_pb2_grpc
+from tests.chart.chart_tools import RELEASE
 from tests.conftest import Topic
-from tests.promql.prometheus import RELEASE, Target
+from tests.promql.prometheus import Target
 
 FULLNAME = f"{RELEASE}-distributed-sum"
 LEDGER_POD = f"{FULLNAME}-ledger-0"

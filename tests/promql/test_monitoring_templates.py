@@ -6,7 +6,8 @@ import json
 import re
 from typing import Any
 
-from tests.promql.prometheus import CHART, NAMESPACE, RELEASE, helm_template
+from tests.chart.chart_tools import CHART, RELEASE
+from tests.promql.prometheus import NAMESPACE, helm_template
 
 FULLNAME = f"{RELEASE}-distributed-sum"
 

@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from devstack.services import WaitTimeout, wait_until
+from tests.chart.chart_tools import CHART
 from tests.promql.conftest import DECOY_POD
-from tests.promql.prometheus import CHART, NAMESPACE, PrometheusServer, has_finite_value
+from tests.promql.prometheus import NAMESPACE, PrometheusServer, has_finite_value
 from tests.promql.stack import LEDGER_POD, SUM_PODS
 
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
