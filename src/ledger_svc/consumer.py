@@ -19,20 +19,19 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
 from distsum import event_codec, telemetry
-from distsum.kafka_client_log import KafkaClientLog
 from distsum.settings import KafkaSettings
 from ledger_svc import consumer_status, metrics
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
 from ledger_svc.dead_letters import DeadLetterFailed, DeadLetterPublisher
 from ledger_svc.durable_files import replace_atomically
+from ledger_svc.kafka_consumer import LagReporter, new_consumer
 from ledger_svc.ledger import Balance, Delivery, PoisonRecord
 from ledger_svc.store import LedgerWriter, StoreUnwritable
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-LAG_REFRESH_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
 
 
@@ -58,22 +57,8 @@ class LedgerConsumer:
         self._topic = kafka.topic
         self._writer = writer
         self._dead_letters = dead_letters
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": kafka.bootstrap_servers,
-                "group.id": config.group_id,
-                "group.instance.id": config.group_instance_id,
-                "session.timeout.ms": 15_000,
-                "client.id": "ledger",
-                # The store, not Kafka, decides where to resume; Kafka commits are informational.
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "reconnect.backoff.max.ms": 1000,
-                **KafkaClientLog(log).config(),
-            }
-        )
+        self._consumer = new_consumer(config, kafka)
+        self._lag = LagReporter(self._consumer, self._topic)
         self._pending: Batch | None = None
         self._balance = writer.balance()
         self._committed_offsets: dict[int, int] = {}
@@ -81,7 +66,6 @@ class LedgerConsumer:
         self._paused = False
         self._status = ConsumerStatus(state="starting")
         self._last_heartbeat = 0.0
-        self._last_lag_refresh = 0.0
 
     def run(self, stop: threading.Event) -> None:
         metrics.TOTAL.set(self._balance.total)
@@ -97,7 +81,7 @@ class LedgerConsumer:
                     self._pending = self._receive()
                 if self._pending is not None and not self._finish(self._pending):
                     self._wait_while_degraded(stop)
-                self._refresh_lag()
+                self._lag.refresh_if_due(self._committed_offsets)
                 self._heartbeat()
         finally:
             self._set_status("stopped", reason="shutting down")
@@ -282,19 +266,6 @@ class LedgerConsumer:
         self._committed_offsets = {}
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
         self._set_status("rebalancing")
-
-    def _refresh_lag(self) -> None:
-        if time.monotonic() - self._last_lag_refresh < LAG_REFRESH_SECONDS:
-            return
-        self._last_lag_refresh = time.monotonic()
-        for partition, next_offset in list(self._committed_offsets.items()):
-            try:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=1.0, cached=False
-                )
-            except Exception:
-                continue
-            metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(0, high - next_offset))
 
     def _set_status(self, state: str, reason: str = "") -> None:
         assigned = sorted(tp.partition for tp in self._consumer.assignment())
