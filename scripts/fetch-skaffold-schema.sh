@@ -5,6 +5,9 @@
 #
 #   DISTSUM_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
+me="fetch-skaffold-schema"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # skaffold v2.19.0 introduced config version v4beta14, the one skaffold.yaml uses.
 MODULE=github.com/GoogleContainerTools/skaffold/v2
@@ -13,12 +16,7 @@ MODULE_SUM=h1:qH0CVdT2qAT3PNCfbBXb8Rhb6H5tuWEyQOwK9VaePsE=
 SCHEMA_VERSION=v4beta14
 SCHEMA_SHA256=7c29a621995d2c6143d3c423c8e3d3dfb25703a49fd1cf77644b54168414b39e
 
-cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
-[[ $cache_root == /* ]] || cache_root="$PWD/$cache_root"
 schema="$cache_root/skaffold-schema-$MODULE_VERSION/$SCHEMA_VERSION.json"
-
-log() { printf 'fetch-skaffold-schema: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 verified() { [[ -f $1 ]] && sha256sum --status -c <<<"$SCHEMA_SHA256  $1"; }
 

@@ -1,27 +1,11 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/docker/*.sh (sourced, not run).
+# Shared helpers for scripts/docker/*.sh (sourced, not run), on top of scripts/lib.sh.
 # Each script sets `me` (its name for messages) before sourcing this file.
 
-cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
-[[ $cache_root == /* ]] || cache_root="$PWD/$cache_root"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
 docker_cache="$cache_root/docker"
 mkdir -p "$docker_cache"
-
-log() { printf '%s: %s\n' "${me:-docker}" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# apt_install PACKAGE...: install Debian packages, refreshing the package lists once if they are stale.
-apt_install() {
-  [[ $(id -u) == 0 ]] || die "need root to apt-get install $* (or install it yourself)"
-  command -v apt-get >/dev/null || die "no apt-get on this machine: install $* yourself"
-  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Use-Pty=0)
-  log "installing $* with apt-get"
-  if ! "${apt[@]}" install --no-install-recommends "$@" >"$docker_cache/apt.log" 2>&1; then
-    "${apt[@]}" update >>"$docker_cache/apt.log" 2>&1 || die "apt-get update failed; see $docker_cache/apt.log"
-    "${apt[@]}" install --no-install-recommends "$@" >>"$docker_cache/apt.log" 2>&1 \
-      || die "apt-get install $* failed; see $docker_cache/apt.log"
-  fi
-}
 
 # debian_sources: "URI SUITE" for every enabled `deb` source of this machine's apt configuration,
 # from one-line (*.list) and deb822 (*.sources) files, so no mirror is ever written into the project.

@@ -5,12 +5,15 @@
 # The package's own service is never left running: the tests start Prometheus themselves on a free port,
 # and a system-wide Prometheus on :9090 would be an unasked-for daemon on a developer's machine.
 set -euo pipefail
+me="ensure.sh"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
 
 have_binaries() { command -v prometheus >/dev/null && command -v promtool >/dev/null; }
 
 if ! have_binaries; then
-  [[ "$(id -u)" == 0 ]] || { echo "prometheus/promtool missing and not root: cannot apt-get install prometheus" >&2; exit 77; }
-  command -v apt-get >/dev/null || { echo "prometheus/promtool missing and no apt-get on this machine" >&2; exit 77; }
+  [[ "$(id -u)" == 0 ]] || { log "prometheus/promtool missing and not root: cannot apt-get install prometheus"; exit 77; }
+  command -v apt-get >/dev/null || { log "prometheus/promtool missing and no apt-get on this machine"; exit 77; }
 
   # policy-rc.d exit 101 tells invoke-rc.d and deb-systemd-invoke not to start the service on install.
   policy=/usr/sbin/policy-rc.d
@@ -19,10 +22,7 @@ if ! have_binaries; then
     chmod 755 "$policy"
     trap 'rm -f "$policy"' EXIT
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  echo "ensure.sh: installing Debian's prometheus package (once)" >&2
-  apt_install() { apt-get install -y -q --no-install-recommends prometheus >&2; }
-  apt_install || { apt-get update -q >&2 && apt_install; }
+  apt_install prometheus
 
   # Installed, not started; also keep it from starting at the next boot (systemctl disable works offline).
   if command -v systemctl >/dev/null; then
@@ -34,5 +34,5 @@ if ! have_binaries; then
   fi
 fi
 
-have_binaries || { echo "ensure.sh: prometheus/promtool still missing after the install" >&2; exit 1; }
+have_binaries || die "prometheus/promtool still missing after the install"
 dirname "$(command -v prometheus)"

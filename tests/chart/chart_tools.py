@@ -75,11 +75,12 @@ def kubeconform_tools() -> KubeconformTools:
 
 @dataclass(frozen=True)
 class Values:
-    """A set of values for one render: overlay files and --set / --set-string assignments."""
+    """A set of values for one render: overlay files and --set / --set-string / --set-json assignments."""
 
     files: tuple[Path, ...] = ()
     sets: tuple[str, ...] = ()
     set_strings: tuple[str, ...] = ()
+    set_jsons: tuple[str, ...] = ()
 
     def helm_args(self) -> list[str]:
         args: list[str] = []
@@ -89,6 +90,8 @@ class Values:
             args += ["--set", assignment]
         for assignment in self.set_strings:
             args += ["--set-string", assignment]
+        for assignment in self.set_jsons:
+            args += ["--set-json", assignment]
         return args
 
 
@@ -97,9 +100,9 @@ def helm(*args: str, values: Values = Values()) -> subprocess.CompletedProcess[s
     return subprocess.run(argv, check=False, capture_output=True, text=True, cwd=REPO)
 
 
-def helm_template(values: Values = Values()) -> subprocess.CompletedProcess[str]:
+def helm_template(values: Values = Values(), namespace: str = NAMESPACE) -> subprocess.CompletedProcess[str]:
     return helm(
-        "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+        "template", RELEASE, str(CHART), "--namespace", namespace,
         "--kube-version", kube_version(), values=values,
     )  # fmt: skip
 
@@ -140,8 +143,8 @@ class Rendered:
     objects: list[Manifest] = field(default_factory=list)
 
     @classmethod
-    def of(cls, values: Values = Values()) -> Rendered:
-        result = helm_template(values)
+    def of(cls, values: Values = Values(), namespace: str = NAMESPACE) -> Rendered:
+        result = helm_template(values, namespace)
         assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
         objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
         return cls(text=result.stdout, objects=objects)

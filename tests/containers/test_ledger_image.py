@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,12 +13,13 @@ import pytest
 from confluent_kafka import Producer
 
 from devstack.kafka_broker import free_port
-from devstack.services import http_json, http_ready, wait_until
+from devstack.services import wait_until
 from distsum import event_codec
 from distsum.domain import SumComputed
 from tests.conftest import Topic
 from tests.containers.conftest import Containers, assert_hardened
 from tests.containers.docker_cli import APP_UID, LEDGER_IMAGE, Container
+from tests.services import LedgerApi
 
 EVENTS = 4000
 KILL_AFTER = 400  # applied events; the rest of the stream is still to come when the ledger dies
@@ -33,28 +35,12 @@ def produce(bootstrap: str, topic: str, events: list[SumComputed]) -> None:
     assert producer.flush(60) == 0
 
 
-class LedgerContainer:
-    def __init__(self, container: Container, port: int):
-        self.container = container
-        self.url = f"http://127.0.0.1:{port}"
+@dataclass
+class LedgerContainer(LedgerApi):
+    container: Container
 
-    def wait_ready(self) -> None:
-        def ready() -> bool:
-            self.container.assert_running()
-            return http_ready(f"{self.url}/readyz")
-
-        wait_until(ready, 90, f"{self.container.name} to be ready")
-
-    def total(self) -> dict[str, object]:
-        status, body = http_json(f"{self.url}/v1/total")
-        assert status == 200, body
-        assert isinstance(body, dict)
-        return body
-
-    def count(self) -> int:
-        count = self.total()["count"]
-        assert isinstance(count, int)
-        return count
+    def assert_alive(self) -> None:
+        self.container.assert_running()
 
 
 def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
@@ -86,11 +72,12 @@ def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
                 "LEDGER_RETRY_INTERVAL_SECONDS": "0.5",
             },
         )
-        ledger = LedgerContainer(container, port)
-        ledger.wait_ready()
+        ledger = LedgerContainer(f"http://127.0.0.1:{port}", data, container)
+        ledger.wait_ready(90)
         return ledger
 
     seed = random.randrange(2**32)
+    print(f"events drawn with seed {seed}")  # pytest shows it when a wait below times out
     rng = random.Random(seed)
     events = [
         SumComputed(str(uuid.UUID(int=rng.getrandbits(128), version=4)), a, b, a + b, datetime.now(UTC))
@@ -109,16 +96,9 @@ def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
     produce(topic.bootstrap, topic.name, second_half)
     second = start_ledger()
 
-    def all_applied() -> dict[str, object] | None:
-        body = second.total()
-        return body if body["count"] == EVENTS else None
-
-    body = wait_until(all_applied, 120, f"count {EVENTS} (seed {seed})", 0.1)
+    body = second.wait_count(EVENTS, 120)
     assert body["total"] == str(sum(event.sum for event in events)), f"seed {seed}"
 
-    total_file = data / "total"
-    wait_until(
-        lambda: total_file.exists() and total_file.read_text() == f"{body['total']}\n", 30, "the total file"
-    )
+    second.wait_total_file(body["total"])
     for name in ("ledger.db", "total"):
         assert (data / name).stat().st_uid == APP_UID, name

@@ -1,159 +1,54 @@
-"""Real parts for the integration tests: services as real processes (broker and topics: tests/conftest.py)."""
+"""Per-test services for the integration tests (broker and topics: tests/conftest.py; the services
+themselves: tests/services.py), and reading and writing the topic directly."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from devstack.kafka_broker import free_port
-from devstack.services import (
-    ManagedProcess,
-    grpc_health_status,
-    http_json,
-    http_ready,
-    ledger_env,
-    python_module,
-    sum_service_env,
-    wait_until,
-)
-from distsum.v1 import sum_pb2, sum_pb2_grpc
+from devstack.services import wait_until
 from tests.conftest import Topic
-
-
-@dataclass
-class SumService:
-    process: ManagedProcess
-    target: str
-    metrics_url: str
-
-    def stub(self) -> sum_pb2_grpc.SumServiceStub:
-        return sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(self.target))
-
-    def wait_status(self, status: str, timeout: float = 30) -> None:
-        wait_until(
-            lambda: grpc_health_status(self.target) == status, timeout, f"{self.process.name} {status}"
-        )
-
-
-@dataclass
-class Ledger:
-    process: ManagedProcess
-    url: str
-    data_dir: Path
-    run_dir: Path
-
-    def total(self) -> dict[str, object]:
-        status, body = http_json(f"{self.url}/v1/total")
-        assert status == 200, body
-        assert isinstance(body, dict)
-        return body
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready() -> bool:
-            if not self.process.running:
-                raise AssertionError(f"ledger exited ({self.process.poll()}):\n{self.process.log_tail()}")
-            return http_ready(f"{self.url}/readyz")
-
-        wait_until(ready, timeout, "the ledger to be ready")
-
-    def wait_count(self, count: int, timeout: float = 60) -> dict[str, object]:
-        def reached() -> dict[str, object] | None:
-            body = self.total()
-            return body if body["count"] == count else None
-
-        return wait_until(reached, timeout, f"ledger count {count}", 0.1)
-
-    def wait_total_file(self, total: object, timeout: float = 30) -> None:
-        """The total file is replaced just after the store commit the REST API already shows."""
-        path = self.data_dir / "total"
-        expected = f"{total}\n"
-
-        def written() -> bool:
-            return path.exists() and path.read_text() == expected
-
-        wait_until(written, timeout, f"{path} to read {expected!r}", 0.05)
-
-    def restart(self) -> None:
-        self.process.start()
-        self.wait_ready()
-
+from tests.services import Ledger, SumService, start_ledger, start_sum_service
 
 SumServiceFactory = Callable[..., SumService]
 LedgerFactory = Callable[..., Ledger]
 
 
-@pytest.fixture
-def start_sum_service(tmp_path: Path) -> Iterator[SumServiceFactory]:
-    started: list[ManagedProcess] = []
+@pytest.fixture(name="start_sum_service")
+def sum_service_factory(tmp_path: Path) -> Iterator[SumServiceFactory]:
+    started: list[SumService] = []
 
     def start(topic: Topic, name: str = "sum-svc", wait: bool = True, **env: str) -> SumService:
-        grpc_port, metrics_port = free_port(), free_port()
-        process = ManagedProcess(
-            name,
-            python_module("sum_svc"),
-            sum_service_env(topic.bootstrap, topic.name, grpc_port, metrics_port, **env),
-            tmp_path / f"{name}.log",
-        ).start()
-        started.append(process)
-        service = SumService(process, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{metrics_port}/metrics")
+        service = start_sum_service(topic, tmp_path, name, **env)
+        started.append(service)
         if wait:
             service.wait_status("SERVING")
         return service
 
     yield start
-    for process in started:
-        process.stop()
+    for service in started:
+        service.process.stop()
 
 
-@pytest.fixture
-def start_ledger(tmp_path: Path) -> Iterator[LedgerFactory]:
-    started: list[ManagedProcess] = []
+@pytest.fixture(name="start_ledger")
+def ledger_factory(tmp_path: Path) -> Iterator[LedgerFactory]:
+    started: list[Ledger] = []
 
     def start(topic: Topic, data_dir: Path | None = None, wait: bool = True, **env: str) -> Ledger:
-        port = free_port()
-        data_dir = data_dir or tmp_path / f"ledger-data-{len(started)}"
-        run_dir = tmp_path / f"ledger-run-{len(started)}"
-        process = ManagedProcess(
-            "ledger",
-            python_module("ledger_svc"),
-            ledger_env(
-                topic.bootstrap,
-                topic.name,
-                port,
-                data_dir,
-                run_dir,
-                **{"LEDGER_GROUP_ID": f"ledger-{topic.name}", "LEDGER_RETRY_INTERVAL_SECONDS": "0.5", **env},
-            ),
-            tmp_path / f"ledger-{len(started)}.log",
-        ).start()
-        started.append(process)
-        ledger = Ledger(process, f"http://127.0.0.1:{port}", data_dir, run_dir)
+        env = {"LEDGER_RETRY_INTERVAL_SECONDS": "0.5", **env}
+        ledger = start_ledger(topic, tmp_path, f"ledger-{len(started)}", data_dir, **env)
+        started.append(ledger)
         if wait:
             ledger.wait_ready()
         return ledger
 
     yield start
-    for process in started:
-        process.stop()
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def add(
-    stub: sum_pb2_grpc.SumServiceStub, request_id: str, a: int, b: int, timeout: float = 10
-) -> sum_pb2.AddResponse:
-    reply: sum_pb2.AddResponse = stub.Add(
-        sum_pb2.AddRequest(request_id=request_id, a=a, b=b), timeout=timeout
-    )
-    return reply
+    for ledger in started:
+        ledger.process.stop()
 
 
 def producer(bootstrap: str) -> Producer:

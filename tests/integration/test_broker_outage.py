@@ -14,7 +14,8 @@ import pytest
 from devstack.kafka_broker import KafkaBroker
 from devstack.services import grpc_health_status, wait_until
 from tests.conftest import Topic, make_topic
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, add, new_id
+from tests.integration.conftest import LedgerFactory, SumServiceFactory
+from tests.services import add, new_id
 
 CLIENTS = 6
 

@@ -15,7 +15,8 @@ from distsum import event_codec
 from distsum.domain import SumComputed
 from ledger_svc import consumer_status
 from tests.conftest import Topic
-from tests.integration.conftest import Ledger, LedgerFactory, producer
+from tests.integration.conftest import LedgerFactory, producer
+from tests.services import Ledger
 
 EVENTS = 20_000
 KILLS = 6

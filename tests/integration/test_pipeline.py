@@ -14,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import Topic
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, add, new_id, read_all
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, read_all
+from tests.services import add, new_id
 
 
 def test_add_is_counted_once_and_written_to_the_total_file(

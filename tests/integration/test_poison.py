@@ -10,7 +10,8 @@ from distsum import event_codec
 from distsum.domain import SumComputed
 from distsum.v1 import events_pb2
 from tests.conftest import Topic
-from tests.integration.conftest import LedgerFactory, new_id, producer, read_all
+from tests.integration.conftest import LedgerFactory, producer, read_all
+from tests.services import new_id
 
 
 def _wrong_sum() -> bytes:

@@ -16,7 +16,8 @@ from devstack.services import http_json, wait_until
 from distsum import event_codec
 from distsum.domain import SumComputed
 from tests.conftest import Topic
-from tests.integration.conftest import Ledger, LedgerFactory, new_id, producer
+from tests.integration.conftest import LedgerFactory, producer
+from tests.services import Ledger, new_id
 
 EXIT_STORE_REFUSED = 3
 

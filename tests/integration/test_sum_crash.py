@@ -11,7 +11,8 @@ import grpc
 
 from devstack.services import wait_until
 from tests.conftest import Topic
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, add, new_id
+from tests.integration.conftest import LedgerFactory, SumServiceFactory
+from tests.services import add, new_id
 
 REQUESTS = 1500
 CLIENTS = 8

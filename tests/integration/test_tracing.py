@@ -15,7 +15,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from devstack.kafka_broker import free_port
 from devstack.services import wait_until
 from tests.conftest import Topic
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, add, new_id
+from tests.integration.conftest import LedgerFactory, SumServiceFactory
+from tests.services import add, new_id
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Debian's Prometheus and promtool, and the chart rendered by helm, for the PromQL tests."""
+"""Debian's Prometheus and promtool, and the chart's alerting rules, for the PromQL tests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from devstack.services import ManagedProcess, http_json, wait_until
-from tests.chart.chart_tools import CHART, RELEASE, REPO, helm, kube_version
+from tests.chart.chart_tools import REPO, Rendered
 
 ENSURE = REPO / "scripts" / "prometheus" / "ensure.sh"
 # Not the release name, so that a template scoping by .Release.Name instead of .Release.Namespace shows.
@@ -32,17 +32,9 @@ def prometheus_bin_dir() -> Path:
     return Path(done.stdout.strip())
 
 
-def helm_template(*args: str) -> list[dict[str, Any]]:
-    """The chart's objects, rendered into NAMESPACE with the default values plus `args`."""
-    rendered = helm(
-        "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", kube_version(), *args
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
-
-
 def rule_groups() -> list[dict[str, Any]]:
-    (rule,) = [o for o in helm_template() if o["kind"] == "PrometheusRule"]
+    """The chart's alerting rules, rendered into NAMESPACE."""
+    (rule,) = Rendered.of(namespace=NAMESPACE).of_kind("PrometheusRule")
     groups: list[dict[str, Any]] = rule["spec"]["groups"]
     return groups
 

@@ -4,30 +4,21 @@ that makes every series the dashboards and alerts read appear and move."""
 from __future__ import annotations
 
 import contextlib
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 
 import grpc
 from confluent_kafka import Producer
 
-from devstack.kafka_broker import free_port
-from devstack.services import (
-    ManagedProcess,
-    grpc_health_status,
-    http_json,
-    http_ready,
-    ledger_env,
-    python_module,
-    sum_service_env,
-    wait_until,
-)
-from distsum.v1 import sum_pb2, sum_pb2_grpc
+from devstack.services import ManagedProcess, wait_until
+from distsum.v1 import sum_pb2_grpc
 from tests.chart.chart_tools import RELEASE
 from tests.conftest import Topic
 from tests.promql.prometheus import Target
+from tests.services import Ledger, SumService, add, start_ledger, start_sum_service
 
 FULLNAME = f"{RELEASE}-distributed-sum"
 LEDGER_POD = f"{FULLNAME}-ledger-0"
@@ -50,63 +41,44 @@ class Expected:
 @dataclass
 class Stack:
     topic: Topic
-    grpc_targets: list[str]
-    ledger_url: str
+    sum_services: list[SumService]
+    ledger: Ledger
     targets: list[Target]
 
 
 @contextlib.contextmanager
 def running_stack(topic: Topic, work_dir: Path) -> Iterator[Stack]:
-    processes: list[ManagedProcess] = []
+    started: list[ManagedProcess] = []
     try:
-        yield _start_services(topic, work_dir, processes)
+        sum_services: list[SumService] = []
+        for pod in SUM_PODS:
+            sum_services.append(start_sum_service(topic, work_dir, pod))
+            started.append(sum_services[-1].process)
+        ledger = start_ledger(topic, work_dir, LEDGER_POD, LEDGER_GROUP_INSTANCE_ID=LEDGER_POD)
+        started.append(ledger.process)
+        for service in sum_services:
+            service.wait_status("SERVING", 60)
+        ledger.wait_ready(60)
+        targets = [
+            Target(_port(service.metrics_url), f"{FULLNAME}-sum", pod, "sum", "metrics")
+            for pod, service in zip(SUM_PODS, sum_services, strict=True)
+        ]
+        targets.append(Target(_port(ledger.url), f"{FULLNAME}-ledger", LEDGER_POD, "ledger", "http"))
+        yield Stack(topic, sum_services, ledger, targets)
     finally:
-        for process in processes:
+        for process in started:
             process.stop()
 
 
-def _start_services(topic: Topic, work_dir: Path, processes: list[ManagedProcess]) -> Stack:
-    targets: list[Target] = []
-    grpc_targets: list[str] = []
-    for pod in SUM_PODS:
-        grpc_port, metrics_port = free_port(), free_port()
-        env = sum_service_env(topic.bootstrap, topic.name, grpc_port, metrics_port)
-        processes.append(ManagedProcess(pod, python_module("sum_svc"), env, work_dir / f"{pod}.log").start())
-        grpc_targets.append(f"127.0.0.1:{grpc_port}")
-        targets.append(Target(metrics_port, f"{FULLNAME}-sum", pod, "sum", "metrics"))
-    http_port = free_port()
-    env = ledger_env(
-        topic.bootstrap,
-        topic.name,
-        http_port,
-        work_dir / "ledger-data",
-        work_dir / "ledger-run",
-        LEDGER_GROUP_ID=f"ledger-{topic.name}",
-        LEDGER_GROUP_INSTANCE_ID=LEDGER_POD,
-    )
-    ledger = ManagedProcess(LEDGER_POD, python_module("ledger_svc"), env, work_dir / "ledger.log").start()
-    processes.append(ledger)
-    targets.append(Target(http_port, f"{FULLNAME}-ledger", LEDGER_POD, "ledger", "http"))
-
-    for pod, target in zip(SUM_PODS, grpc_targets, strict=True):
-
-        def serving(target: str = target) -> bool:
-            return grpc_health_status(target) == "SERVING"
-
-        wait_until(serving, 60, f"{pod} to be SERVING")
-    ledger_url = f"http://127.0.0.1:{http_port}"
-
-    def ledger_ready() -> bool:
-        assert ledger.running, f"ledger exited:\n{ledger.log_tail()}"
-        return http_ready(f"{ledger_url}/readyz")
-
-    wait_until(ledger_ready, 60, "the ledger to be ready")
-    return Stack(topic, grpc_targets, ledger_url, targets)
+def _port(url: str) -> int:
+    port = urllib.parse.urlsplit(url).port
+    assert port is not None, url
+    return port
 
 
 def _add(stub: sum_pb2_grpc.SumServiceStub, request_id: str, a: int, b: int) -> grpc.StatusCode:
     try:
-        stub.Add(sum_pb2.AddRequest(request_id=request_id, a=a, b=b), timeout=10)
+        add(stub, request_id, a, b)
     except grpc.RpcError as exc:
         code: grpc.StatusCode = exc.code()
         return code
@@ -134,11 +106,11 @@ def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
     duplicate, or refuses it as a conflict when its operands differ.
     """
     ids = [str(uuid.uuid4()) for _ in range(ADDS)]
-    channels = [grpc.insecure_channel(target) for target in stack.grpc_targets]
+    channels = [grpc.insecure_channel(service.target) for service in stack.sum_services]
     try:
         stubs = [sum_pb2_grpc.SumServiceStub(channel) for channel in channels]
         _every_outcome(stubs, ids, 0)
-        assert http_json(f"{stack.ledger_url}/v1/total")[0] == HTTPStatus.OK
+        stack.ledger.total()
         after_warm_up()
         _every_outcome(stubs, ids, 2)
         for i in range(4, ADDS):
@@ -157,8 +129,8 @@ def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
     assert producer.flush(30) == 0
 
     def counted() -> bool:
-        status, body = http_json(f"{stack.ledger_url}/v1/total")
-        return status == 200 and (body["count"], body["dead_letters"]) == (ADDS, len(POISON))
+        body = stack.ledger.total()
+        return (body["count"], body["dead_letters"]) == (ADDS, len(POISON))
 
     wait_until(counted, 60, f"the ledger to count {ADDS} events and {len(POISON)} dead letters", 0.1)
     return Expected(count=ADDS, dead_letters=len(POISON), ledger_duplicates=3, ledger_conflicts=2)

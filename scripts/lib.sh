@@ -1,0 +1,26 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts under scripts/ (sourced, not run).
+# A script sets `me` (its name in messages) before sourcing this file.
+
+# Where everything fetched or built is cached, outside the repository (absolute: scripts print paths in it).
+cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
+[[ $cache_root == /* ]] || cache_root="$PWD/$cache_root"
+
+log() { printf '%s: %s\n' "${me:-${0##*/}}" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# apt_install PACKAGE...: install Debian packages, refreshing the package lists once if they are stale.
+# The output goes to $cache_root/apt.log.
+apt_install() {
+  [[ $(id -u) == 0 ]] || die "need root to apt-get install $* (or install it yourself)"
+  command -v apt-get >/dev/null || die "no apt-get on this machine: install $* yourself"
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Use-Pty=0)
+  local apt_log="$cache_root/apt.log"
+  mkdir -p "$cache_root"
+  log "installing $* with apt-get"
+  if ! "${apt[@]}" install --no-install-recommends "$@" >"$apt_log" 2>&1; then
+    "${apt[@]}" update >>"$apt_log" 2>&1 || die "apt-get update failed; see $apt_log"
+    "${apt[@]}" install --no-install-recommends "$@" >>"$apt_log" 2>&1 \
+      || die "apt-get install $* failed; see $apt_log"
+  fi
+}

@@ -1,0 +1,42 @@
+"""The chart tests' scenarios (value sets) and their renders, made once per session.
+
+Every check runs offline on what `helm template` renders (tests/chart/chart_tools.py has the pinned tools).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chart.chart_tools import OVERLAYS, Rendered, Values
+
+EXTERNAL_BOOTSTRAP = "kafka-0.example.internal:9092,kafka-1.example.internal:9092"
+SCENARIOS: dict[str, Values] = {
+    "defaults": Values(),
+    **{overlay.stem: Values(files=(overlay,)) for overlay in OVERLAYS},
+    "external-kafka": Values(
+        sets=(
+            "kafka.strimzi.enabled=false",
+            "kafka.externalBootstrapServers=" + EXTERNAL_BOOTSTRAP.replace(",", r"\,"),
+        )
+    ),
+    "hpa": Values(sets=("sum.autoscaling.enabled=true",)),
+    "monitoring-off": Values(
+        sets=(
+            "monitoring.serviceMonitor.enabled=false",
+            "monitoring.prometheusRule.enabled=false",
+            "monitoring.dashboards.enabled=false",
+        )
+    ),
+    "network-policy-off": Values(sets=("networkPolicy.enabled=false",)),
+    "tracing-off": Values(sets=("tracing.enabled=false",)),
+}
+
+
+@pytest.fixture(scope="session")
+def renders() -> dict[str, Rendered]:
+    return {name: Rendered.of(values) for name, values in SCENARIOS.items()}
+
+
+@pytest.fixture(scope="session")
+def defaults(renders: dict[str, Rendered]) -> Rendered:
+    return renders["defaults"]

@@ -1,0 +1,48 @@
+"""The helm test pods and NOTES.txt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.chart.chart_tools import Rendered, Values, render_notes
+from tests.chart.conftest import EXTERNAL_BOOTSTRAP, SCENARIOS
+
+
+def test_helm_test_pods_check_grpc_health_and_readyz(defaults: Rendered) -> None:
+    pods = {pod["spec"]["containers"][0]["name"]: pod for pod in defaults.of_kind("Pod")}
+    assert pods.keys() == {"grpc-health", "readyz"}
+    for pod in pods.values():
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+        assert pod["spec"]["restartPolicy"] == "Never"
+    grpc_script = pods["grpc-health"]["spec"]["containers"][0]["command"]
+    assert grpc_script[:2] == ["python", "-c"] and "grpc_health" in grpc_script[2]
+    assert pods["grpc-health"]["spec"]["containers"][0]["image"] == "distributed-sum/sum-svc:0.1.0"
+    readyz_script = pods["readyz"]["spec"]["containers"][0]["command"]
+    assert readyz_script[:2] == ["python", "-c"] and "urllib" in readyz_script[2]
+    assert pods["readyz"]["spec"]["containers"][0]["image"] == "distributed-sum/ledger-svc:0.1.0"
+
+
+def test_helm_test_scripts_are_valid_python(defaults: Rendered) -> None:
+    for pod in defaults.of_kind("Pod"):
+        compile(pod["spec"]["containers"][0]["command"][2], pod["metadata"]["name"], "exec")
+
+
+def test_notes_show_how_to_call_the_services(tmp_path: Path) -> None:
+    notes = render_notes(Values(), tmp_path)
+    for example in (
+        "port-forward svc/distsum-distributed-sum-sum 50051:50051",
+        "grpcurl -plaintext 127.0.0.1:50051 grpc.health.v1.Health/Check",
+        "grpcurl -plaintext 127.0.0.1:50051 list",
+        "distsum.v1.SumService/Add",
+        "distsum add 2 3",
+        "distsum total",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "distsum-distributed-sum-kafka-bootstrap:9092",
+    ):
+        assert example in notes
+
+
+def test_notes_for_an_external_kafka_name_its_bootstrap(tmp_path: Path) -> None:
+    notes = render_notes(SCENARIOS["external-kafka"], tmp_path)
+    assert EXTERNAL_BOOTSTRAP in notes
+    assert "must already exist" in notes

@@ -1,0 +1,123 @@
+"""The Strimzi Kafka cluster or an external one, and the NetworkPolicies around the services."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chart.chart_tools import RELEASE, Rendered, env_of, only_container
+
+# --- Kafka ----------------------------------------------------------------------------------------
+
+
+def test_strimzi_kafka_cluster_with_both_topics(defaults: Rendered) -> None:
+    kafka = defaults.one("Kafka", "kafka")
+    cluster = kafka["metadata"]["name"]
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
+    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False}.items() <= (
+        kafka["spec"]["kafka"]["listeners"][0].items()
+    )
+    (pool,) = defaults.of_kind("KafkaNodePool")
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+    assert pool["spec"]["roles"] == ["controller", "broker"]
+    topics = {t["spec"]["topicName"]: t for t in defaults.of_kind("KafkaTopic")}
+    assert topics.keys() == {"sums", "sums.dlq"}
+    assert topics["sums"]["spec"]["partitions"] == 6
+    assert {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics.values()} == {cluster}
+    for workload in (defaults.one("Deployment", "sum"), defaults.one("StatefulSet", "ledger")):
+        assert (
+            env_of(only_container(workload))["KAFKA_BOOTSTRAP_SERVERS"] == f"{cluster}-kafka-bootstrap:9092"
+        )
+
+
+def test_production_kafka_is_replicated_and_persistent(renders: dict[str, Rendered]) -> None:
+    production = renders["values-production"]
+    (pool,) = production.of_kind("KafkaNodePool")
+    assert pool["spec"]["replicas"] == 3
+    assert pool["spec"]["storage"]["type"] == "persistent-claim"
+    config = production.one("Kafka", "kafka")["spec"]["kafka"]["config"]
+    assert config["min.insync.replicas"] == 2 and config["default.replication.factor"] == 3
+    assert {t["spec"]["replicas"] for t in production.of_kind("KafkaTopic")} == {3}
+
+
+@pytest.mark.parametrize("scenario", ["external-kafka", "values-external-kafka"])
+def test_external_kafka_replaces_strimzi(scenario: str, renders: dict[str, Rendered]) -> None:
+    rendered = renders[scenario]
+    assert not [obj for obj in rendered.objects if obj["apiVersion"].startswith("kafka.strimzi.io/")]
+    bootstrap = env_of(only_container(rendered.one("Deployment", "sum")))["KAFKA_BOOTSTRAP_SERVERS"]
+    assert "," in bootstrap and "kafka-bootstrap" not in bootstrap
+    egress = rendered.one("NetworkPolicy", "ledger")["spec"]["egress"]
+    kafka_rule = egress[0]  # then the trace receiver's
+    assert kafka_rule["ports"] == [{"port": 9092, "protocol": "TCP"}]
+    # Without peers in networkPolicy.externalKafka.to, any address on the Kafka port is allowed.
+    assert kafka_rule.get("to", [{"ipBlock": {}}])[0].keys() == {"ipBlock"}
+
+
+# --- NetworkPolicies ------------------------------------------------------------------------------
+
+
+def test_default_deny_selects_only_the_charts_own_pods(defaults: Rendered) -> None:
+    (deny,) = [p for p in defaults.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("default-deny")]
+    selector = deny["spec"]["podSelector"]
+    assert selector["matchLabels"]["app.kubernetes.io/instance"] == RELEASE
+    assert selector["matchExpressions"] == [
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["sum", "ledger", "test"]}
+    ]
+    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
+
+
+def test_dns_egress_is_allowed(defaults: Rendered) -> None:
+    (dns,) = [p for p in defaults.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("allow-dns")]
+    (rule,) = dns["spec"]["egress"]
+    assert rule["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    ]
+    assert {(p["port"], p["protocol"]) for p in rule["ports"]} == {(53, "UDP"), (53, "TCP")}
+
+
+def test_services_reach_kafka_and_tempo_and_nothing_else(defaults: Rendered) -> None:
+    cluster = defaults.one("Kafka", "kafka")["metadata"]["name"]
+    for component in ("sum", "ledger"):
+        kafka_rule, tempo_rule = defaults.one("NetworkPolicy", component)["spec"]["egress"]
+        assert kafka_rule["to"][0]["podSelector"]["matchLabels"]["strimzi.io/cluster"] == cluster
+        assert kafka_rule["ports"] == [{"port": 9092, "protocol": "TCP"}]
+        assert tempo_rule["to"][0]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "monitoring"
+        }
+        assert tempo_rule["ports"] == [{"port": 4317, "protocol": "TCP"}]
+
+
+def test_ingress_is_limited_to_clients_tests_and_prometheus(defaults: Rendered) -> None:
+    sum_ingress = defaults.one("NetworkPolicy", "sum")["spec"]["ingress"]
+    assert [rule["ports"][0]["port"] for rule in sum_ingress] == ["grpc", "grpc", "metrics"]
+    metrics_peer = sum_ingress[2]["from"][0]
+    assert metrics_peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    ledger_ingress = defaults.one("NetworkPolicy", "ledger")["spec"]["ingress"]
+    assert {port["port"] for rule in ledger_ingress for port in rule["ports"]} == {"http"}
+    # Strimzi applies the listener's peers to the brokers' own NetworkPolicy.
+    peers = defaults.one("Kafka", "kafka")["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
+    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in peers] == [
+        "sum",
+        "ledger",
+    ]
+
+
+def test_helm_test_pods_may_reach_the_services(defaults: Rendered) -> None:
+    egress = defaults.one("NetworkPolicy", "test")["spec"]["egress"]
+    targets = {
+        rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: rule for rule in egress
+    }
+    assert targets["sum"]["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert targets["ledger"]["ports"] == [{"port": "http", "protocol": "TCP"}]
+
+
+def test_network_policies_can_be_turned_off(renders: dict[str, Rendered]) -> None:
+    rendered = renders["network-policy-off"]
+    assert "NetworkPolicy" not in rendered.kinds()
+    assert "networkPolicyPeers" not in rendered.one("Kafka", "kafka")["spec"]["kafka"]["listeners"][0]
+
+
+def test_without_tracing_there_is_no_tempo_egress(renders: dict[str, Rendered]) -> None:
+    rendered = renders["tracing-off"]
+    for component in ("sum", "ledger"):
+        assert len(rendered.one("NetworkPolicy", component)["spec"]["egress"]) == 1

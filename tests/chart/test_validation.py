@@ -1,0 +1,152 @@
+"""helm lint, kubeconform and the Strimzi API model over every scenario's render, and values.schema.json
+rejecting bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.chart.chart_tools import (
+    Rendered,
+    Values,
+    Verdict,
+    helm_lint,
+    helm_template,
+    kubeconform,
+    strimzi_check,
+)
+from tests.chart.conftest import SCENARIOS
+
+
+@pytest.fixture(scope="session")
+def rendered_files(renders: dict[str, Rendered], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("rendered")
+    files = {name: directory / f"{name}.yaml" for name in renders}
+    for name, path in files.items():
+        path.write_text(renders[name].text)
+    return files
+
+
+@pytest.fixture(scope="session")
+def kubeconform_verdicts(rendered_files: dict[str, Path]) -> dict[str, list[Verdict]]:
+    """One kubeconform run over every render: schemas are loaded once."""
+    by_file = kubeconform(list(rendered_files.values()))
+    return {name: by_file[str(path)] for name, path in rendered_files.items()}
+
+
+@pytest.fixture(scope="session")
+def strimzi_report(
+    defaults: Rendered, rendered_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, list[str]]:
+    """One Strimzi check over every render plus a Kafka with fields v1 dropped; problems per file."""
+    kafka = yaml.safe_load(yaml.safe_dump(defaults.one("Kafka", "kafka")))
+    kafka["spec"]["kafka"]["replicas"] = 3  # v1beta2 only: replicas live in the KafkaNodePool now
+    kafka["spec"]["kafka"]["listeners"][0]["tlss"] = False
+    broken = tmp_path_factory.mktemp("strimzi") / "broken.yaml"
+    broken.write_text(yaml.safe_dump(kafka))
+    files = {**rendered_files, "broken": broken}
+
+    result = strimzi_check(list(files.values()))
+
+    assert "resources checked" in result.stdout, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    return {name: [line for line in lines if line.startswith(f"{path}: ")] for name, path in files.items()}
+
+
+# --- helm lint and kubeconform -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_lint_strict_passes(scenario: str) -> None:
+    result = helm_lint(SCENARIOS[scenario])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_rendered_object_is_valid_for_the_pinned_kubernetes(
+    scenario: str, kubeconform_verdicts: dict[str, list[Verdict]], renders: dict[str, Rendered]
+) -> None:
+    verdicts = kubeconform_verdicts[scenario]
+    strimzi = [obj for obj in renders[scenario].objects if obj["apiVersion"].startswith("kafka.strimzi.io/")]
+    checked = [
+        v for v in verdicts if not (v.status == "statusError" and "could not find schema" in v.message)
+    ]
+    problems = [v for v in checked if v.status != "statusValid"]
+    assert not problems, "\n".join(f"{v.kind}/{v.name}: {v.status} {v.message}" for v in problems)
+    # Only the Strimzi resources lack a JSON schema; test_strimzi_resources_match_the_v1_api checks them.
+    assert len(checked) == len(renders[scenario].objects) - len(strimzi)
+
+
+def test_kubeconform_rejects_a_misspelled_field(defaults: Rendered, tmp_path: Path) -> None:
+    deployment = defaults.one("Deployment", "sum")
+    broken_deployment = yaml.safe_load(yaml.safe_dump(deployment))
+    broken_deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    monitor = defaults.one("ServiceMonitor", "sum")
+    broken_monitor = yaml.safe_load(yaml.safe_dump(monitor))
+    broken_monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump_all([broken_deployment, broken_monitor, unknown]))
+
+    verdicts = {v.kind: v for v in kubeconform([path])[str(path)]}
+
+    assert verdicts["Deployment"].status == "statusInvalid"
+    assert "imagePullPolcy" in verdicts["Deployment"].message
+    assert verdicts["ServiceMonitor"].status == "statusInvalid"
+    assert "intervall" in verdicts["ServiceMonitor"].message
+    assert verdicts["Widget"].status == "statusError"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_strimzi_resources_match_the_v1_api(scenario: str, strimzi_report: dict[str, list[str]]) -> None:
+    assert strimzi_report[scenario] == []
+
+
+def test_strimzi_check_rejects_fields_v1_dropped(strimzi_report: dict[str, list[str]]) -> None:
+    problems = "\n".join(strimzi_report["broken"])
+    assert ".spec.kafka.replicas: not in kafka.strimzi.io/v1" in problems
+    assert ".spec.kafka.listeners[0].tlss: unknown field" in problems
+
+
+# --- values.schema.json and the chart's own checks -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        (Values(sets=("sum.replicaCount=0",)), "/sum/replicaCount"),
+        (Values(set_strings=("sum.replicaCount=two",)), "/sum/replicaCount"),
+        (Values(sets=("ledger.replicaCount=2",)), "/ledger/replicaCount"),
+        (Values(sets=("sum.grpcPort=70000",)), "/sum/grpcPort"),
+        (Values(sets=("ledger.httpPort=0",)), "/ledger/httpPort"),
+        (Values(sets=("image.pullPolicy=Sometimes",)), "/image/pullPolicy"),
+        (Values(sets=("sum.image.pullPolicy=always",)), "/sum/image/pullPolicy"),
+        (Values(sets=("kafka.strimzi.enabled=false",)), "externalBootstrapServers"),
+        (Values(sets=("kafka.topic=no spaces",)), "/kafka/topic"),
+        (Values(sets=("kafka.strimzi.storage.type=tmpfs",)), "/kafka/strimzi/storage/type"),
+        (Values(sets=("ledger.persistence.size=lots",)), "/ledger/persistence/size"),
+        (Values(sets=("monitoring.serviceMonitor.interval=15",)), "/monitoring/serviceMonitor/interval"),
+        (Values(sets=("tracing.otlpEndpoint=tempo:4317",)), "/tracing/otlpEndpoint"),
+        (Values(sets=("logLevel=LOUD",)), "/logLevel"),
+        (Values(sets=("sum.unknownKey=1",)), "unknownKey"),
+        (Values(sets=("nonsense=1",)), "nonsense"),
+        (Values(sets=("kafka.strimzi.replicationFactor=3",)), "replicationFactor must not exceed"),
+        (Values(sets=("sum.idempotency.ttlSeconds=10",)), "ttlSeconds must be greater"),
+        (Values(sets=("sum.autoscaling.minReplicas=5", "sum.autoscaling.maxReplicas=3")), "minReplicas"),
+    ],
+    ids=lambda v: ",".join(v.sets + v.set_strings) if isinstance(v, Values) else None,
+)
+def test_bad_values_are_rejected(values: Values, complaint: str) -> None:
+    result = helm_template(values)
+    assert result.returncode != 0, f"rendered despite bad values {values}"
+    assert complaint in result.stderr
+
+
+def test_the_chart_renders_every_object_with_its_defaults(defaults: Rendered) -> None:
+    assert defaults.kinds() >= {
+        "Deployment", "StatefulSet", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy",
+        "ServiceMonitor", "Kafka", "KafkaNodePool", "KafkaTopic", "Pod",
+    }  # fmt: skip
+    assert "HorizontalPodAutoscaler" not in defaults.kinds()

@@ -1,0 +1,134 @@
+"""The workloads: resources, probes, shutdown, spreading, autoscaling, the single ledger writer, and
+environment variables the services really accept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from distsum import settings
+from distsum.settings import KafkaSettings
+from ledger_svc.config import LedgerSettings
+from sum_svc.config import SumSettings
+from tests.chart.chart_tools import Rendered, Values, env_of, only_container, pod_spec
+from tests.chart.conftest import SCENARIOS
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_workload_has_resources_and_probes(scenario: str, renders: dict[str, Rendered]) -> None:
+    rendered = renders[scenario]
+    for workload in rendered.of_kind("Deployment") + rendered.of_kind("StatefulSet"):
+        container = only_container(workload)
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= resources["requests"].keys(), workload["metadata"]["name"]
+        assert "memory" in resources["limits"], workload["metadata"]["name"]
+        assert {"startupProbe", "readinessProbe", "livenessProbe"} <= container.keys()
+    for name, spec in rendered.pod_specs():
+        assert all("resources" in container for container in spec["containers"]), name
+
+
+def test_sum_probes_keep_pods_alive_while_kafka_is_down(defaults: Rendered) -> None:
+    sum_container = only_container(defaults.one("Deployment", "sum"))
+    assert sum_container["readinessProbe"]["grpc"] == {"port": 50051, "service": ""}
+    assert sum_container["livenessProbe"]["grpc"] == {"port": 50051, "service": "liveness"}
+    assert sum_container["startupProbe"]["grpc"] == {"port": 50051, "service": "liveness"}
+
+
+def test_sum_pods_get_longer_than_their_drain_to_stop(defaults: Rendered) -> None:
+    deployment = defaults.one("Deployment", "sum")
+    container = only_container(deployment)
+    drain = int(env_of(container)["SUM_SHUTDOWN_GRACE_SECONDS"])
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > pre_stop + drain
+
+
+def test_sum_replicas_spread_over_nodes_and_zones(defaults: Rendered) -> None:
+    deployment = defaults.one("Deployment", "sum")
+    assert deployment["spec"]["replicas"] == 2
+    spread = pod_spec(deployment)["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert {c["whenUnsatisfiable"] for c in spread} == {"ScheduleAnyway"}
+
+
+def test_hpa_takes_over_the_sum_replica_count(renders: dict[str, Rendered]) -> None:
+    rendered = renders["hpa"]
+    hpa = rendered.one("HorizontalPodAutoscaler", "sum")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == rendered.one("Deployment", "sum")["metadata"]["name"]
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert "replicas" not in rendered.one("Deployment", "sum")["spec"]
+    assert renders["values-production"].one("HorizontalPodAutoscaler", "sum")
+
+
+def test_services_name_their_ports(defaults: Rendered) -> None:
+    sum_ports = {p["name"]: p for p in defaults.one("Service", "sum")["spec"]["ports"]}
+    assert sum_ports["grpc"]["port"] == 50051 and sum_ports["grpc"]["appProtocol"] == "grpc"
+    assert sum_ports["metrics"]["port"] == 9464
+    ledger_ports = {p["name"]: p for p in defaults.one("Service", "ledger")["spec"]["ports"]}
+    assert ledger_ports["http"]["port"] == 8080
+
+
+def test_ledger_is_a_single_writer_with_its_own_volume(defaults: Rendered) -> None:
+    ledger = defaults.one("StatefulSet", "ledger")
+    assert ledger["spec"]["replicas"] == 1
+    (claim,) = ledger["spec"]["volumeClaimTemplates"]
+    container = only_container(ledger)
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(ledger)["volumes"]}
+    assert mounts["/data"] == claim["metadata"]["name"]
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
+    assert pod_spec(ledger)["securityContext"]["fsGroup"] == 10001
+    env = env_of(container)
+    assert env["LEDGER_DATA_DIR"] == "/data"
+    assert env["LEDGER_RUN_DIR"] == "/tmp/ledger"
+    assert env["LEDGER_GROUP_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["LEDGER_DEAD_LETTER_TOPIC"] == "sums.dlq"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_a_long_release_name_leaves_room_for_the_statefulset_revision_label() -> None:
+    # Pods of a StatefulSet carry controller-revision-hash=<name>-<up to 10 characters>, at most 63.
+    rendered = Rendered.of(Values(sets=("fullnameOverride=" + "a" * 63,)))
+    (ledger,) = rendered.of_kind("StatefulSet")
+    assert len(ledger["metadata"]["name"]) <= 52
+    assert ledger["metadata"]["name"].endswith("-ledger")
+
+
+# The settings the services really read: pydantic-settings ignores unknown variables (extra="ignore"), so a
+# misspelt name would be dropped silently, and a value they cannot parse stops them at start.
+SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "sum": (SumSettings, KafkaSettings),
+    "ledger": (LedgerSettings, KafkaSettings),
+}
+
+
+@pytest.mark.parametrize("component", SERVICE_SETTINGS)
+def test_every_service_variable_is_a_real_setting_the_service_accepts(
+    component: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Values at the top of their schema ranges, from a file: Helm reads numbers in values files as floats
+    # and prints 10000000 as 1e+07 unless the template casts it to an integer (--set keeps integers).
+    big = tmp_path / "big.yaml"
+    big.write_text("sum:\n  idempotency:\n    maxEntries: 10000000\nledger:\n  batchMaxMessages: 100000\n")
+    rendered = Rendered.of(Values(files=(big,)))
+    workload = rendered.one("Deployment" if component == "sum" else "StatefulSet", component)
+    env = env_of(only_container(workload))
+    settings_types = SERVICE_SETTINGS[component]
+    prefixes = {str(t.model_config.get("env_prefix")): t for t in settings_types}
+    for name in os.environ:
+        if name.startswith(tuple(prefixes)):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        prefix = next((p for p in prefixes if name.startswith(p)), None)
+        if prefix is None:
+            continue
+        field_name = name.removeprefix(prefix).lower()
+        assert field_name in prefixes[prefix].model_fields, f"{name} is not a setting of {component}"
+        monkeypatch.setenv(name, value if isinstance(value, str) else f"{component}-pod-0")
+    for settings_type in settings_types:
+        settings.load(settings_type)
