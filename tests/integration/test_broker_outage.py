@@ -52,10 +52,12 @@ def test_broker_outage_under_load(
                     reply = add(stub, request_id, value, 1, timeout=5)
                     break
                 except grpc.RpcError as exc:
-                    assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
-                    with lock:
-                        unavailable += 1
-                    time.sleep(0.1)
+                    # A client deadline can pass first on a loaded machine; retrying the id is safe too.
+                    assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), exc
+                    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                        with lock:
+                            unavailable += 1
+                    time.sleep(0.1)  # retry back-off, as a real client would
             with lock:
                 acknowledged[request_id] = reply.sum
 
