@@ -142,6 +142,10 @@ class KafkaBroker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def _kraft_dir(self) -> Path:
+        return self.data_dir / "kraft-logs"
+
+    @property
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -167,7 +171,7 @@ class KafkaBroker:
         """
         if self.is_running:
             raise RuntimeError(f"broker on {self.bootstrap} is already running")
-        kraft_dir = self.data_dir / "kraft-logs"
+        kraft_dir = self._kraft_dir
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
         config = self.data_dir / "server.properties"
@@ -227,6 +231,13 @@ class KafkaBroker:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+    def wipe(self) -> None:
+        """Delete the stopped broker's logs and metadata: its next start formats a new cluster with empty
+        logs, as a broker that lost its volume would."""
+        if self.is_running:
+            raise RuntimeError(f"broker on {self.bootstrap} is running; stop it before wiping its data")
+        shutil.rmtree(self._kraft_dir, ignore_errors=True)
 
     def __enter__(self) -> KafkaBroker:
         self.start()

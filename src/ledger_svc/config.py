@@ -29,6 +29,9 @@ class LedgerSettings(BaseSettings):
     batch_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 500
     batch_wait_seconds: PositiveSeconds = 0.1
     retry_interval_seconds: PositiveSeconds = 2
+    # How soon a Kafka log that starts again under a running ledger (topic created again, broker
+    # replaced) is noticed; each check costs a few small admin requests.
+    log_check_interval_seconds: PositiveSeconds = 5
     ready_stale_seconds: PositiveSeconds = 15
 
     def dead_letters_for(self, topic: str) -> str:

@@ -21,6 +21,9 @@ class ConsumerStatus:
     state: str
     assigned: list[int] = field(default_factory=list)
     reason: str = ""
+    # Assigned partitions held paused until Kafka shows their log is the one their offsets belong to.
+    unverified: list[int] = field(default_factory=list)
+    log_problem: str = ""
     pid: int = field(default_factory=os.getpid)
     heartbeat: float = field(default_factory=time.time)
 
@@ -31,6 +34,11 @@ class ConsumerStatus:
             return False, f"consumer is {self.state}" + (f": {self.reason}" if self.reason else "")
         if not self.assigned:
             return False, "consumer has no partitions assigned"
+        if self.unverified:
+            waiting = ", ".join(map(str, self.unverified))
+            return False, f"the Kafka log of partition(s) {waiting} is not verified yet" + (
+                f": {self.log_problem}" if self.log_problem else ""
+            )
         return True, "ok"
 
 

@@ -1,20 +1,29 @@
-"""The ledger's Kafka consumer client, and the consumer lag it reports."""
+"""The ledger's Kafka clients: the consumer, and what Kafka says about the log it serves."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicCollection, TopicPartition, Uuid
+from confluent_kafka.admin import AdminClient
+
+# Where the class lives: confluent_kafka.admin re-exports it without listing it in __all__.
+from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from distsum.kafka_client_log import KafkaClientLog
 from distsum.settings import KafkaSettings
-from ledger_svc import metrics
 from ledger_svc.config import LedgerSettings
+from ledger_svc.kafka_log import LogId, PartitionLog
 
 log = logging.getLogger(__name__)
 
-LAG_REFRESH_SECONDS = 5.0
+_REQUEST_TIMEOUT = 5.0
 
 
 def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
@@ -38,25 +47,106 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
     )
 
 
-class LagReporter:
-    """Sets ledger_consumer_lag from the partitions' high watermarks. Each refresh asks the broker, so
-    it runs every few seconds rather than after every batch."""
+class LogUnknown(RuntimeError):
+    """Kafka could not say which log it serves (unreachable, or the topic does not exist)."""
 
-    def __init__(self, consumer: Consumer, topic: str, interval: float = LAG_REFRESH_SECONDS):
-        self._consumer = consumer
-        self._topic = topic
-        self._interval = interval
-        self._last_refresh = 0.0
 
-    def refresh_if_due(self, committed_offsets: dict[int, int]) -> None:
-        if time.monotonic() - self._last_refresh < self._interval:
-            return
-        self._last_refresh = time.monotonic()
-        for partition, next_offset in list(committed_offsets.items()):
-            try:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=1.0, cached=False
-                )
-            except KafkaException:  # broker unreachable: keep the last value until the next refresh
-                continue
-            metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(0, high - next_offset))
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """The topic's ids (None where the broker reports no topic id) and each asked partition's log."""
+
+    log_id: LogId | None
+    partitions: dict[int, PartitionLog]
+
+
+class LogInspector:
+    """Asks Kafka which log it serves: a few admin requests, and one fetch per record key asked for."""
+
+    def __init__(self, config: LedgerSettings, kafka: KafkaSettings):
+        self._topic = kafka.topic
+        client_log = KafkaClientLog(log).config()
+        self._admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, **client_log})
+        self._probe_config = {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            # Never joins the group (assign only) nor commits: the id only satisfies the client.
+            "group.id": f"{config.group_id}-log-probe",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "error",
+            "isolation.level": "read_committed",
+            **client_log,
+        }
+
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
+        """The log of each partition, with the key of the record at keys_at[partition] where asked."""
+        partitions = list(partitions)
+        try:
+            cluster = self._admin.describe_cluster(request_timeout=_REQUEST_TIMEOUT)
+            topic = self._admin.describe_topics(
+                TopicCollection([self._topic]), request_timeout=_REQUEST_TIMEOUT
+            )[self._topic]
+            ends = self._offsets(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+            starts = self._offsets(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+            cluster_id = cluster.result(_REQUEST_TIMEOUT).cluster_id
+            topic_id = _kafka_uuid(topic.result(_REQUEST_TIMEOUT).topic_id)
+            first = {tp.partition: f.result(_REQUEST_TIMEOUT).offset for tp, f in starts.items()}
+            end = {tp.partition: f.result(_REQUEST_TIMEOUT).offset for tp, f in ends.items()}
+        except (KafkaException, TimeoutError) as exc:
+            raise LogUnknown(f"Kafka cannot describe topic {self._topic!r}: {_reason(exc)}") from exc
+        keys = self._keys(keys_at, first, end)
+        return LogState(
+            LogId(cluster_id, topic_id) if cluster_id and topic_id else None,
+            {p: PartitionLog(first[p], end[p], keys.get(p)) for p in partitions},
+        )
+
+    def _offsets(self, partitions: list[int], spec: OffsetSpec) -> dict[TopicPartition, Future[Any]]:
+        return self._admin.list_offsets(
+            {TopicPartition(self._topic, p): spec for p in partitions},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=_REQUEST_TIMEOUT,
+        )
+
+    def _keys(
+        self, keys_at: Mapping[int, int], first: dict[int, int], end: dict[int, int]
+    ) -> dict[int, bytes]:
+        """Keys of the records at the asked offsets that the log still holds (b"" for a keyless record)."""
+        wanted = {p: o for p, o in keys_at.items() if p in first and first[p] <= o < end[p]}
+        if not wanted:
+            return {}
+        probe = Consumer(self._probe_config)
+        keys: dict[int, bytes] = {}
+        try:
+            probe.assign([TopicPartition(self._topic, p, o) for p, o in wanted.items()])
+            deadline = time.monotonic() + _REQUEST_TIMEOUT
+            while len(keys) < len(wanted) and time.monotonic() < deadline:
+                for message in probe.consume(len(wanted), 0.5):
+                    partition = message.partition()
+                    if (
+                        message.error() is None
+                        and partition in wanted
+                        and message.offset() == wanted[partition]
+                    ):
+                        keys[partition] = message.key() or b""
+                        probe.pause([TopicPartition(self._topic, partition)])
+        finally:
+            probe.close()
+        return keys
+
+
+def _kafka_uuid(value: Uuid | None) -> str | None:
+    """A topic id as Kafka's own tools print it (URL-safe base64 of its 16 bytes, unpadded)."""
+    if value is None:
+        return None
+    halves = cast(Any, value)  # the package's stub omits the accessors
+    raw = b"".join(
+        (bits & (2**64 - 1)).to_bytes(8, "big")
+        for bits in (halves.get_most_significant_bits(), halves.get_least_significant_bits())
+    )
+    if raw == bytes(16):  # Kafka's "zero" id: the broker keeps no topic ids
+        return None
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args:
+        return str(exc.args[0].str() if hasattr(exc.args[0], "str") else exc.args[0])
+    return str(exc) or type(exc).__name__

@@ -43,3 +43,14 @@ COUNT = Gauge("ledger_events_count", "Events applied to the total so far.", mult
 STORE_WRITABLE = Gauge(
     "ledger_store_writable", "1 while batches commit to the store.", multiprocess_mode="livemax"
 )
+LOG_RESTARTS = Counter(
+    "ledger_log_restarts_total",
+    "Partitions read again from the start because their Kafka log is not the one the store's offsets"
+    " belong to (the broker lost its data, or the topic was created again).",
+    ["reason"],
+)
+PARTITIONS_UNVERIFIED = Gauge(
+    "ledger_partitions_unverified",
+    "Assigned partitions held paused until Kafka shows which log it serves.",
+    multiprocess_mode="livemax",
+)

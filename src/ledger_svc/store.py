@@ -1,6 +1,6 @@
 """SQLite adapter, write side: the ledger's source of truth on the volume.
 
-One writer (the consumer) changes applied entries, partition offsets and the
+One writer (the consumer) changes applied entries, partition checkpoints and the
 balance in one transaction per batch, so a crash at any instant leaves either the
 whole batch or none of it. Readers (the web workers) open the file read-only.
 """
@@ -8,57 +8,21 @@ whole batch or none of it. Readers (the web workers) open the file read-only.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import uuid
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ledger_svc.durable_files import fsync_path
+from ledger_svc import store_file
+from ledger_svc.kafka_log import Checkpoint, LogId
 from ledger_svc.ledger import Balance, BatchPlan, Delivery, PoisonRecord, plan_batch
+from ledger_svc.store_file import PARTIAL_STORE, SCHEMA_VERSION, STORE_FILE, connect
 
-STORE_FILE = "ledger.db"
-SCHEMA_VERSION = "1"
 # Volume entries that say nothing about a previous ledger.
-_PARTIAL_STORE = STORE_FILE + ".creating"
 _IGNORABLE_ON_EMPTY_VOLUME = {"lost+found"}
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE balance (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    total TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE entries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL UNIQUE,
-    a INTEGER NOT NULL,
-    b INTEGER NOT NULL,
-    sum INTEGER NOT NULL,
-    produced_at TEXT NOT NULL,
-    applied_at TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    kafka_offset INTEGER NOT NULL
-);
-CREATE TABLE offsets (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
-);
-CREATE TABLE dead_letters (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    kafka_offset INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    PRIMARY KEY (topic, partition, kafka_offset)
-);
-"""
+# Where a batch leaves each (topic, partition) it read: the next offset, and the key of the record
+# just before it.
+ReadUpTo = dict[tuple[str, int], tuple[int, bytes]]
 
 
 class StoreRefused(RuntimeError):
@@ -67,21 +31,6 @@ class StoreRefused(RuntimeError):
 
 class StoreUnwritable(RuntimeError):
     """A write failed for a reason that may clear (full or read-only volume, I/O error)."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def connect(path: Path, read_only: bool) -> sqlite3.Connection:
-    uri = f"file:{path}?mode={'ro' if read_only else 'rw'}"
-    if read_only and os.statvfs(path.parent).f_flag & os.ST_RDONLY:
-        # WAL readers need a -shm file they cannot create on a read-only volume; nobody
-        # can write there either, so reading the file as immutable is exact.
-        uri += "&immutable=1"
-    connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5, check_same_thread=False)
-    connection.execute("PRAGMA busy_timeout = 5000")
-    return connection
 
 
 class LedgerWriter:
@@ -98,7 +47,7 @@ class LedgerWriter:
             leftovers = sorted(
                 p.name
                 for p in data_dir.iterdir()
-                if p.name not in _IGNORABLE_ON_EMPTY_VOLUME and not p.name.startswith((".", _PARTIAL_STORE))
+                if p.name not in _IGNORABLE_ON_EMPTY_VOLUME and not p.name.startswith((".", PARTIAL_STORE))
             )
             if leftovers:
                 raise StoreRefused(
@@ -106,37 +55,11 @@ class LedgerWriter:
                     "refusing to start a new ledger at zero over an old one. "
                     "Restore the store, or empty the volume to start over deliberately."
                 )
-            cls._create(path)
+            store_file.create(path)
         writer = cls(path)
+        writer.migrate()
         writer.verify()
         return writer
-
-    @staticmethod
-    def _create(path: Path) -> None:
-        # Built under a temporary name and renamed, so a crash mid-creation leaves no half store.
-        partial = path.with_name(_PARTIAL_STORE)
-        for leftover in path.parent.glob(partial.name + "*"):
-            leftover.unlink()
-        connection = sqlite3.connect(partial, isolation_level=None)
-        try:
-            created = _now()
-            connection.executescript(_SCHEMA)
-            connection.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", SCHEMA_VERSION),
-                    ("store_id", str(uuid.uuid4())),
-                    ("created_at", created),
-                ],
-            )
-            connection.execute("INSERT INTO balance VALUES (1, '0', 0, ?)", (created,))
-            # Switched last: the mode is recorded in the file and no -wal file is left to rename.
-            connection.execute("PRAGMA journal_mode = WAL")
-        finally:
-            connection.close()
-        fsync_path(partial)
-        partial.rename(path)
-        fsync_path(path.parent)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -145,6 +68,17 @@ class LedgerWriter:
             # FULL: a committed batch survives power loss, so the total file never runs ahead of the store.
             connection.execute("PRAGMA synchronous = FULL")
             return connection
+        except sqlite3.DatabaseError as exc:
+            raise _classify(exc, self.path) from exc
+
+    def migrate(self) -> None:
+        """Bring a store written by an earlier version to this schema, in one transaction."""
+        try:
+            statements = store_file.migration_from(self._connection)
+            if statements:
+                with self._transaction():
+                    for statement in statements:
+                        self._connection.execute(statement)
         except sqlite3.DatabaseError as exc:
             raise _classify(exc, self.path) from exc
 
@@ -186,25 +120,48 @@ class LedgerWriter:
                 f"{self.path} has no valid balance row ({row!r}); restore it from a backup"
             ) from None
 
-    def next_offsets(self, topic: str) -> dict[int, int]:
+    def checkpoints(self, topic: str) -> dict[int, Checkpoint]:
         rows = self._connection.execute(
-            "SELECT partition, next_offset FROM offsets WHERE topic = ?", (topic,)
+            "SELECT partition, next_offset, cluster_id, topic_id, last_key FROM offsets WHERE topic = ?",
+            (topic,),
         )
-        return dict(rows.fetchall())
+        return {
+            partition: Checkpoint(
+                next_offset,
+                None if cluster_id is None or topic_id is None else LogId(cluster_id, topic_id),
+                last_key,
+            )
+            for partition, next_offset, cluster_id, topic_id, last_key in rows
+        }
+
+    def save_checkpoints(self, topic: str, checkpoints: dict[int, Checkpoint]) -> None:
+        """Replace partitions' checkpoints whole: when a partition's log is verified or starts again."""
+        rows = [
+            (
+                topic,
+                partition,
+                c.next_offset,
+                c.log.cluster_id if c.log else None,
+                c.log.topic_id if c.log else None,
+                c.last_key,
+            )
+            for partition, c in checkpoints.items()
+        ]
+        try:
+            with self._transaction():
+                self._connection.executemany("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.DatabaseError as exc:
+            raise _classify(exc, self.path) from exc
 
     def commit_batch(
-        self,
-        deliveries: list[Delivery],
-        poison: Iterable[PoisonRecord],
-        next_offsets: dict[tuple[str, int], int],
+        self, deliveries: list[Delivery], poison: Iterable[PoisonRecord], read_up_to: ReadUpTo
     ) -> BatchPlan:
-        """Apply a consumed batch and advance the offsets atomically; raise StoreUnwritable to retry later."""
+        """Apply a consumed batch and advance the checkpoints atomically; raise StoreUnwritable to retry."""
         connection = self._connection
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 plan = plan_batch(self.balance(), deliveries, self._applied_operands(deliveries))
-                applied_at = _now()
+                applied_at = store_file.now()
                 connection.executemany(
                     "INSERT INTO entries"
                     " (request_id, a, b, sum, produced_at, applied_at, topic, partition, kafka_offset)"
@@ -228,20 +185,17 @@ class LedgerWriter:
                     "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?)",
                     [(p.topic, p.partition, p.offset, p.reason, applied_at) for p in poison],
                 )
+                # The log's ids stay as the consumer verified them.
                 connection.executemany(
-                    "INSERT INTO offsets VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
-                    "DO UPDATE SET next_offset = excluded.next_offset",
-                    [(topic, partition, offset) for (topic, partition), offset in next_offsets.items()],
+                    "INSERT INTO offsets (topic, partition, next_offset, last_key) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (topic, partition)"
+                    " DO UPDATE SET next_offset = excluded.next_offset, last_key = excluded.last_key",
+                    [(t, p, offset, key) for (t, p), (offset, key) in read_up_to.items()],
                 )
                 connection.execute(
                     "UPDATE balance SET total = ?, count = ?, updated_at = ? WHERE id = 1",
                     (str(plan.balance.total), plan.balance.count, applied_at),
                 )
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
         except sqlite3.DatabaseError as exc:
             raise _classify(exc, self.path) from exc
         return plan
@@ -253,6 +207,17 @@ class LedgerWriter:
         fresh = self._open()
         self.close()
         self._connection = fresh
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._connection.execute("COMMIT")
+        except BaseException:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger_svc.ledger import Balance
-from ledger_svc.store import STORE_FILE, connect
+from ledger_svc.store_file import STORE_FILE, connect
 
 
 @dataclass(frozen=True, slots=True)

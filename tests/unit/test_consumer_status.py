@@ -50,6 +50,11 @@ def test_missing_or_unreadable_file_reads_as_none(tmp_path: Path, content: str |
         ),
         (ConsumerStatus("rebalancing", [0], heartbeat=NOW), False, "consumer is rebalancing"),
         (ConsumerStatus("consuming", [], heartbeat=NOW), False, "no partitions assigned"),
+        (
+            ConsumerStatus("consuming", [0, 1], unverified=[1], log_problem="broker down", heartbeat=NOW),
+            False,
+            "the Kafka log of partition(s) 1 is not verified yet: broker down",
+        ),
     ],
 )
 def test_ready_needs_a_fresh_heartbeat_consuming_and_partitions(

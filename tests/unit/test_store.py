@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from distsum.domain import INT64_MAX, INT64_MIN, SumComputed, add_int64
 from ledger_svc.ledger import Balance, Delivery, PoisonRecord
-from ledger_svc.store import STORE_FILE, LedgerWriter, StoreRefused
+from ledger_svc.store import LedgerWriter, StoreRefused
+from ledger_svc.store_file import STORE_FILE
 from ledger_svc.store_reader import LedgerReader
 
 TOPIC = "sums"
@@ -50,6 +51,10 @@ def reopen(writer: LedgerWriter, data_dir: Path) -> LedgerWriter:
     return LedgerWriter.open_or_create(data_dir)
 
 
+def next_offsets(writer: LedgerWriter, topic: str) -> dict[int, int]:
+    return {partition: c.next_offset for partition, c in writer.checkpoints(topic).items()}
+
+
 def sql(data_dir: Path, statement: str) -> None:
     connection = sqlite3.connect(data_dir / STORE_FILE)
     try:
@@ -64,22 +69,22 @@ def test_open_or_create_on_an_empty_dir_creates_an_empty_ledger(data_dir: Path) 
     try:
         assert (data_dir / STORE_FILE).is_file()
         assert writer.balance() == Balance(0, 0)
-        assert writer.next_offsets(TOPIC) == {}
+        assert next_offsets(writer, TOPIC) == {}
         assert not (data_dir / (STORE_FILE + ".creating")).exists()
     finally:
         writer.close()
 
 
 def test_commit_batch_applies_new_events(writer: LedgerWriter, data_dir: Path) -> None:
-    plan = writer.commit_batch([delivery(1, 2, 3), delivery(2, -10, 4)], [], {(TOPIC, 0): 2})
+    plan = writer.commit_batch([delivery(1, 2, 3), delivery(2, -10, 4)], [], {(TOPIC, 0): (2, b"k")})
     assert [d.event.request_id for d in plan.to_apply] == [request_id(1), request_id(2)]
     assert writer.balance() == Balance(total=-1, count=2)
     assert LedgerReader(data_dir).snapshot().balance == Balance(total=-1, count=2)
 
 
 def test_duplicates_across_batches_are_not_applied_twice(writer: LedgerWriter) -> None:
-    writer.commit_batch([delivery(1, 2, 3)], [], {(TOPIC, 0): 1})
-    plan = writer.commit_batch([delivery(1, 2, 3, offset=7), delivery(2, 1, 1)], [], {(TOPIC, 0): 8})
+    writer.commit_batch([delivery(1, 2, 3)], [], {(TOPIC, 0): (1, b"k")})
+    plan = writer.commit_batch([delivery(1, 2, 3, offset=7), delivery(2, 1, 1)], [], {(TOPIC, 0): (8, b"k")})
     assert [d.offset for d in plan.duplicates] == [7]
     assert [d.event.request_id for d in plan.to_apply] == [request_id(2)]
     assert writer.balance() == Balance(total=7, count=2)
@@ -95,39 +100,39 @@ def test_conflict_across_batches_keeps_the_first_operands(writer: LedgerWriter, 
 
 
 def test_offsets_are_stored_per_topic_and_partition(writer: LedgerWriter) -> None:
-    writer.commit_batch([], [], {(TOPIC, 0): 5, (TOPIC, 1): 3, ("other", 0): 9})
-    writer.commit_batch([], [], {(TOPIC, 1): 4})
-    assert writer.next_offsets(TOPIC) == {0: 5, 1: 4}
-    assert writer.next_offsets("other") == {0: 9}
+    writer.commit_batch([], [], {(TOPIC, 0): (5, b"k"), (TOPIC, 1): (3, b"k"), ("other", 0): (9, b"k")})
+    writer.commit_batch([], [], {(TOPIC, 1): (4, b"k")})
+    assert next_offsets(writer, TOPIC) == {0: 5, 1: 4}
+    assert next_offsets(writer, "other") == {0: 9}
 
 
 def test_dead_letters_are_recorded_once(writer: LedgerWriter, data_dir: Path) -> None:
     poison = [PoisonRecord(TOPIC, 0, 3, "empty value"), PoisonRecord(TOPIC, 1, 3, "empty value")]
-    writer.commit_batch([], poison, {(TOPIC, 0): 4, (TOPIC, 1): 4})
-    writer.commit_batch([], poison[:1], {(TOPIC, 0): 4})  # redelivered after a crash
+    writer.commit_batch([], poison, {(TOPIC, 0): (4, b"k"), (TOPIC, 1): (4, b"k")})
+    writer.commit_batch([], poison[:1], {(TOPIC, 0): (4, b"k")})  # redelivered after a crash
     snapshot = LedgerReader(data_dir).snapshot()
     assert snapshot.dead_letters == 2
     assert snapshot.balance == Balance(0, 0)
 
 
 def test_failed_batch_leaves_nothing_behind(writer: LedgerWriter, data_dir: Path) -> None:
-    writer.commit_batch([delivery(1, 2, 3)], [], {(TOPIC, 0): 1})
+    writer.commit_batch([delivery(1, 2, 3)], [], {(TOPIC, 0): (1, b"k")})
     unbindable = PoisonRecord(TOPIC, 0, 1, cast(Any, object()))  # fails after the entries were inserted
     with pytest.raises(StoreRefused):
-        writer.commit_batch([delivery(2, 10, 10)], [unbindable], {(TOPIC, 0): 2})
+        writer.commit_batch([delivery(2, 10, 10)], [unbindable], {(TOPIC, 0): (2, b"k")})
     assert writer.balance() == Balance(total=5, count=1)
-    assert writer.next_offsets(TOPIC) == {0: 1}
+    assert next_offsets(writer, TOPIC) == {0: 1}
     assert [e.request_id for e in LedgerReader(data_dir).entries(0, 10)] == [request_id(1)]
-    writer.commit_batch([delivery(2, 10, 10)], [], {(TOPIC, 0): 2})  # the connection is still usable
+    writer.commit_batch([delivery(2, 10, 10)], [], {(TOPIC, 0): (2, b"k")})  # the connection is still usable
     assert writer.balance() == Balance(total=25, count=2)
 
 
 def test_reopening_verifies_and_keeps_balance_and_offsets(writer: LedgerWriter, data_dir: Path) -> None:
-    writer.commit_batch([delivery(1, 2, 3), delivery(2, 4, 5)], [], {(TOPIC, 0): 2})
+    writer.commit_batch([delivery(1, 2, 3), delivery(2, 4, 5)], [], {(TOPIC, 0): (2, b"k")})
     reopened = reopen(writer, data_dir)
     try:
         assert reopened.balance() == Balance(total=14, count=2)
-        assert reopened.next_offsets(TOPIC) == {0: 2}
+        assert next_offsets(reopened, TOPIC) == {0: 2}
         assert reopened.commit_batch([delivery(1, 2, 3)], [], {}).duplicates
     finally:
         reopened.close()
@@ -197,7 +202,7 @@ def test_deleted_entry_is_refused_as_inconsistent(writer: LedgerWriter, data_dir
 
 def test_other_schema_version_is_refused(writer: LedgerWriter, data_dir: Path) -> None:
     writer.close()
-    sql(data_dir, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    sql(data_dir, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     with pytest.raises(StoreRefused, match="schema version"):
         LedgerWriter.open_or_create(data_dir)
 
@@ -309,7 +314,7 @@ def test_any_sequence_of_batches_applies_each_id_once_and_verifies(batches: list
         writer = LedgerWriter.open_or_create(data_dir)
         try:
             for batch in batches:
-                writer.commit_batch(batch, [], {(TOPIC, 0): batch[-1].offset + 1} if batch else {})
+                writer.commit_batch(batch, [], {(TOPIC, 0): (batch[-1].offset + 1, b"k")} if batch else {})
         finally:
             writer.close()
         reopened = LedgerWriter.open_or_create(data_dir)  # verify() recomputes from the entries

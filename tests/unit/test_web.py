@@ -47,8 +47,10 @@ def populate(config: LedgerSettings) -> None:
             Delivery(SumComputed(request_id(n), a, b, a + b, PRODUCED_AT), "sums", 0, n)
             for n, (a, b) in enumerate(OPERANDS)
         ]
-        writer.commit_batch(deliveries[:3], [PoisonRecord("sums", 0, 99, "empty value")], {("sums", 0): 3})
-        writer.commit_batch(deliveries[3:], [], {("sums", 0): 5})
+        writer.commit_batch(
+            deliveries[:3], [PoisonRecord("sums", 0, 99, "empty value")], {("sums", 0): (3, b"k")}
+        )
+        writer.commit_batch(deliveries[3:], [], {("sums", 0): (5, b"k")})
     finally:
         writer.close()
 

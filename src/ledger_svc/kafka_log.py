@@ -1,0 +1,93 @@
+"""Which Kafka log the store's offsets belong to, and whether Kafka still serves that log. No I/O.
+
+An offset only means something within one log. When a broker loses its data or the topic is deleted and
+created again, the partitions start again at offset 0 while the store still holds the old log's next
+offsets; seeking there would skip every record below them. So each partition's checkpoint records the
+log it belongs to (the cluster id and the topic id) and the key of the record just before the next
+offset, and the consumer resumes at a checkpoint only where the log Kafka serves now is shown to be
+that log. Anywhere else it reads the partition again from the start: request ids make that safe, since
+whatever was applied already is skipped, so doing it needlessly costs time but never a wrong total.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LogId:
+    """A topic's identity: Kafka's cluster id and topic id (both change when the log starts again)."""
+
+    cluster_id: str
+    topic_id: str
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id} topic {self.topic_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a partition resumes, as the store keeps it.
+
+    log is None in stores written before logs were recorded; last_key is the key of the record at
+    next_offset - 1 (b"" for a record without one), None where unknown."""
+
+    next_offset: int
+    log: LogId | None = None
+    last_key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLog:
+    """What Kafka serves for one partition now: its first and end offsets, and the key of the record
+    at the checkpoint's next_offset - 1 where it was read (None where it was not)."""
+
+    start: int
+    end: int
+    key_before_checkpoint: bytes | None = None
+
+
+class Match(enum.Enum):
+    UNREAD = "unread"  # no checkpoint: nothing of the partition has been read yet
+    SAME = "same"  # shown to be the checkpoint's log
+    NEW = "new"  # shown to be another log
+    UNPROVEN = "unproven"  # nothing shows either
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    match: Match
+    reason: str  # a metric label: short, from a fixed set
+    detail: str = ""
+    # Same log, but Kafka deleted records (retention) the ledger never read: they are gone for good.
+    expired: int = 0
+
+
+def judge(checkpoint: Checkpoint | None, current: LogId | None, log: PartitionLog) -> Verdict:
+    """Compare a partition's checkpoint with the log Kafka serves (current is None where the broker
+    reports no topic id)."""
+    if checkpoint is None:
+        return Verdict(Match.UNREAD, "no_checkpoint")
+    stored = checkpoint.log
+    ids_known = stored is not None and current is not None
+    if stored is not None and current is not None and stored != current:
+        changed = "cluster_id" if stored.cluster_id != current.cluster_id else "topic_id"
+        return Verdict(Match.NEW, f"{changed}_changed", f"{stored} -> {current}")
+    if checkpoint.next_offset > log.end:
+        return Verdict(
+            Match.NEW,
+            "offset_beyond_end",
+            f"stored next offset {checkpoint.next_offset} is beyond the log's end {log.end}",
+        )
+    record_read = checkpoint.last_key is not None and log.key_before_checkpoint is not None
+    if record_read and checkpoint.last_key != log.key_before_checkpoint:
+        return Verdict(
+            Match.NEW,
+            "record_mismatch",
+            f"the record at offset {checkpoint.next_offset - 1} has key {log.key_before_checkpoint!r},"
+            f" the store read {checkpoint.last_key!r} there",
+        )
+    if record_read or ids_known or checkpoint.next_offset == 0:
+        return Verdict(Match.SAME, "same_log", expired=max(0, log.start - checkpoint.next_offset))
+    return Verdict(Match.UNPROVEN, "unproven", "neither the log's ids nor a record show it is the same log")

@@ -1,0 +1,93 @@
+"""Before the consumer reads a partition, and every few seconds while it does: is the log Kafka serves
+the one the store's checkpoint belongs to? (The decision itself is kafka_log.judge.)"""
+
+from __future__ import annotations
+
+import logging
+
+from ledger_svc import metrics
+from ledger_svc.kafka_consumer import LogInspector
+from ledger_svc.kafka_log import Checkpoint, LogId, Match, Verdict, judge
+from ledger_svc.store import LedgerWriter
+
+log = logging.getLogger(__name__)
+
+
+class LogGuard:
+    def __init__(self, topic: str, writer: LedgerWriter, inspector: LogInspector):
+        self._topic = topic
+        self._writer = writer
+        self._inspector = inspector
+
+    def check(self, assigned: list[int], unverified: set[int]) -> tuple[dict[int, int | None], set[int]]:
+        """Where each assigned partition goes on (an offset to seek to, or None to read on from where it
+        is), and which partitions' logs started again: their checkpoints are reset to the log's start.
+        Partitions in unverified (paused) go on from their checkpoints only where the log is shown to be
+        the same; the others restart only on evidence of a new log. Raises LogUnknown, and
+        StoreUnwritable, before anything is decided."""
+        checkpoints = self._writer.checkpoints(self._topic)
+        # The record before the checkpoint is read once per assignment: cheap, and it catches a log
+        # that kept its ids but not its records.
+        keys_at = {
+            p: c.next_offset - 1
+            for p, c in checkpoints.items()
+            if p in unverified and c.last_key is not None and c.next_offset > 0
+        }
+        state = self._inspector.inspect(assigned, keys_at)
+        decisions: dict[int, int | None] = {}
+        updated: dict[int, Checkpoint] = {}
+        restarted: set[int] = set()
+        for partition in assigned:
+            checkpoint, kafka = checkpoints.get(partition), state.partitions[partition]
+            verdict = judge(checkpoint, state.log_id, kafka)
+            restart = verdict.match is Match.NEW or (
+                verdict.match is Match.UNPROVEN and partition in unverified
+            )
+            if restart:
+                updated[partition] = Checkpoint(kafka.start, state.log_id)
+                decisions[partition] = kafka.start
+                restarted.add(partition)
+                self._warn_restart(partition, verdict, checkpoint, state.log_id)
+                continue
+            # A paused partition is sought to its checkpoint even where it was assigned there: a seek
+            # that failed before may have left it elsewhere.
+            resume_at = max(kafka.start, checkpoint.next_offset if checkpoint else 0)
+            decisions[partition] = resume_at if partition in unverified else None
+            if verdict.match is Match.UNREAD:
+                updated[partition] = Checkpoint(kafka.start, state.log_id)
+            elif checkpoint is not None and checkpoint.log is None and state.log_id is not None:
+                # A store from before logs were recorded, shown to be on this log by its record.
+                updated[partition] = Checkpoint(checkpoint.next_offset, state.log_id, checkpoint.last_key)
+            if verdict.expired and partition in unverified:
+                log.error(
+                    "Kafka deleted records the ledger never read (retention); they are not in the total",
+                    extra={"partition": partition, "records": verdict.expired, "log": str(state.log_id)},
+                )
+        if updated:
+            self._writer.save_checkpoints(self._topic, updated)
+        for partition in assigned:  # against the log being read, as the checkpoints now say
+            checkpoint, kafka = (
+                updated.get(partition, checkpoints.get(partition)),
+                state.partitions[partition],
+            )
+            read_up_to = checkpoint.next_offset if checkpoint else kafka.start
+            metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(0, kafka.end - read_up_to))
+        return decisions, restarted
+
+    def _warn_restart(
+        self, partition: int, verdict: Verdict, checkpoint: Checkpoint | None, current: LogId | None
+    ) -> None:
+        metrics.LOG_RESTARTS.labels(reason=verdict.reason).inc()
+        log.warning(
+            "the Kafka log of a partition is not the one the store's offsets belong to; reading it again"
+            " from its start (request ids skip what is already applied)",
+            extra={
+                "topic": self._topic,
+                "partition": partition,
+                "reason": verdict.reason,
+                "detail": verdict.detail,
+                "stored_log": str(checkpoint.log) if checkpoint and checkpoint.log else "unknown",
+                "stored_next_offset": checkpoint.next_offset if checkpoint else None,
+                "current_log": str(current) if current else "unknown",
+            },
+        )

@@ -1,0 +1,214 @@
+"""The Kafka log starts again under the ledger's stored offsets: nothing is skipped, nothing counted twice.
+
+Each scenario adds 300 events, makes Kafka start the topic's log again, then adds 900 more (so every
+partition of the new log grows past the offset the store holds for it) and checks the total, the count
+and the total file, the warning, the metric and readiness."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack.kafka_broker import KafkaBroker, create_topic
+from devstack.services import http_json, wait_until
+from ledger_svc.store_file import STORE_FILE
+from tests.conftest import PARTITIONS, Topic, make_topic
+from tests.integration.conftest import LedgerFactory, SumServiceFactory
+from tests.services import Ledger, SumService, add, new_id
+
+BEFORE, AFTER = 300, 900
+# Seconds, so that a topic created again under a running ledger is noticed at once.
+LEDGER_ENV = {"LEDGER_LOG_CHECK_INTERVAL_SECONDS": "1"}
+
+
+@pytest.fixture
+def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A broker of this test's own, since the test wipes it."""
+    with KafkaBroker(kafka_libs, tmp_path / "kafka") as broker:
+        yield broker
+
+
+def add_many(service: SumService, count: int, first: int) -> dict[str, int]:
+    """count Adds from 8 clients, each retried with its id until acknowledged; the acknowledged sums."""
+    stub = service.stub()
+
+    def one(value: int) -> tuple[str, int]:
+        request_id = new_id()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return request_id, add(stub, request_id, value, 1, timeout=5).sum
+            except grpc.RpcError as exc:
+                retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                if not retryable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(one, range(first, first + count)))
+
+
+def stored_offsets(ledger: Ledger) -> dict[int, int]:
+    connection = sqlite3.connect(f"file:{ledger.data_dir / STORE_FILE}?mode=ro", uri=True)
+    try:
+        return dict(connection.execute("SELECT partition, next_offset FROM offsets").fetchall())
+    finally:
+        connection.close()
+
+
+def end_offsets(topic: Topic) -> dict[int, int]:
+    admin = AdminClient({"bootstrap.servers": topic.bootstrap})
+    metadata = admin.list_topics(topic.name, timeout=10).topics[topic.name]
+    consumer = Consumer({"bootstrap.servers": topic.bootstrap, "group.id": "offsets-reader"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic.name, p), timeout=10)[1]
+            for p in metadata.partitions
+        }
+    finally:
+        consumer.close()
+
+
+def restarts(ledger: Ledger) -> dict[str, float]:
+    """ledger_log_restarts_total by reason."""
+    text = urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "ledger_log_restarts"
+        for sample in family.samples
+        if sample.name == "ledger_log_restarts_total"
+    }
+
+
+def restart_warnings(ledger: Ledger) -> list[dict[str, object]]:
+    lines = ledger.process.log_path.read_text(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return [r for r in records if str(r.get("msg", "")).startswith("the Kafka log of a partition is not")]
+
+
+def recreate_topics(topic: Topic) -> None:
+    create_topic(topic.bootstrap, topic.name, PARTITIONS)
+    create_topic(topic.bootstrap, topic.dead_letters, 1)
+
+
+def assert_exact(ledger: Ledger, acknowledged: dict[str, int]) -> None:
+    body = ledger.wait_count(len(acknowledged), timeout=90)
+    assert body["total"] == str(sum(acknowledged.values()))
+    ledger.wait_total_file(body["total"])
+
+
+def assert_warned(ledger: Ledger, reason: str) -> None:
+    warnings = restart_warnings(ledger)
+    assert {w["partition"] for w in warnings if w["reason"] == reason} == set(range(PARTITIONS)), warnings
+    assert all(w["stored_log"] != w["current_log"] for w in warnings)
+    assert restarts(ledger).get(reason) == PARTITIONS
+
+
+def test_broker_data_wiped_while_the_ledger_was_stopped(
+    own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    topic = make_topic(own_broker.bootstrap)
+    ledger = start_ledger(topic, **LEDGER_ENV)
+    acknowledged = add_many(start_sum_service(topic, name="sum-before"), BEFORE, 0)
+    ledger.wait_count(BEFORE)
+    ledger.process.stop()
+    stored = stored_offsets(ledger)
+
+    own_broker.stop()
+    own_broker.wipe()
+    own_broker.start()
+    own_broker.wait_ready()
+    recreate_topics(topic)
+    acknowledged |= add_many(start_sum_service(topic, name="sum-after"), AFTER, BEFORE)
+    assert all(end > stored[p] for p, end in end_offsets(topic).items()), (stored, end_offsets(topic))
+
+    ledger.restart()
+    assert_exact(ledger, acknowledged)
+    assert_warned(ledger, "cluster_id_changed")
+
+
+def test_topic_created_again_under_a_running_ledger(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic, **LEDGER_ENV)
+    service = start_sum_service(topic)
+    acknowledged = add_many(service, BEFORE, 0)
+    ledger.wait_count(BEFORE)
+    stored = stored_offsets(ledger)
+
+    admin = AdminClient({"bootstrap.servers": topic.bootstrap})
+    admin.delete_topics([topic.name], operation_timeout=30)[topic.name].result(30)
+
+    def gone() -> bool:
+        try:
+            return topic.name not in admin.list_topics(timeout=5).topics
+        except KafkaException:
+            return False
+
+    wait_until(gone, 30, "the topic to be deleted")
+    wait_until(lambda: http_json(f"{ledger.url}/readyz")[0] == 503, 30, "the ledger to report not ready")
+    recreate_topics(topic)
+    acknowledged |= add_many(service, AFTER, BEFORE)
+    assert all(end > stored[p] for p, end in end_offsets(topic).items())
+
+    assert_exact(ledger, acknowledged)
+    assert_warned(ledger, "topic_id_changed")
+    ledger.wait_ready()
+
+
+def test_broker_replaced_under_a_running_ledger(
+    own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    topic = make_topic(own_broker.bootstrap)
+    ledger = start_ledger(topic, **LEDGER_ENV)
+    service = start_sum_service(topic)
+    acknowledged = add_many(service, BEFORE, 0)
+    ledger.wait_count(BEFORE)
+    stored = stored_offsets(ledger)
+
+    own_broker.stop()
+    wait_until(
+        lambda: "is not verified yet" in json.dumps(http_json(f"{ledger.url}/readyz")),
+        30,
+        "the ledger to report its partitions' log unknown",
+    )
+    own_broker.wipe()
+    own_broker.start()
+    own_broker.wait_ready()
+    recreate_topics(topic)
+    acknowledged |= add_many(service, AFTER, BEFORE)
+    assert all(end > stored[p] for p, end in end_offsets(topic).items())
+
+    assert_exact(ledger, acknowledged)
+    assert_warned(ledger, "cluster_id_changed")
+    ledger.wait_ready()
+
+
+def test_a_ledger_restarted_on_the_same_log_reads_nothing_again(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    ledger = start_ledger(topic, **LEDGER_ENV)
+    service = start_sum_service(topic)
+    acknowledged = add_many(service, BEFORE, 0)
+    ledger.wait_count(BEFORE)
+    ledger.process.kill()
+    ledger.restart()
+    acknowledged |= add_many(service, 100, BEFORE)
+
+    assert_exact(ledger, acknowledged)
+    assert restart_warnings(ledger) == []
+    assert restarts(ledger) == {}
+    text = urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
+    assert "ledger_duplicates_skipped_total 0.0" in text

@@ -1,0 +1,91 @@
+"""The store's partition checkpoints: which log they belong to, and stores written before that was kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger_svc.kafka_log import Checkpoint, LogId
+from ledger_svc.store import LedgerWriter
+from ledger_svc.store_file import STORE_FILE
+from tests.unit.test_store import TOPIC, delivery, request_id
+
+LOG = LogId("cluster-a", "topic-1")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def writer(data_dir: Path) -> Iterator[LedgerWriter]:
+    opened = LedgerWriter.open_or_create(data_dir)
+    yield opened
+    opened.close()
+
+
+def test_a_batch_advances_the_checkpoint_and_keeps_its_log(writer: LedgerWriter) -> None:
+    writer.save_checkpoints(TOPIC, {0: Checkpoint(0, LOG), 1: Checkpoint(4, LOG, b"x")})
+    writer.commit_batch([delivery(1, 2, 3, offset=0)], [], {(TOPIC, 0): (1, request_id(1).encode())})
+    assert writer.checkpoints(TOPIC) == {
+        0: Checkpoint(1, LOG, request_id(1).encode()),
+        1: Checkpoint(4, LOG, b"x"),
+    }
+
+
+def test_a_log_starting_again_replaces_the_checkpoint_whole(writer: LedgerWriter) -> None:
+    writer.commit_batch([], [], {(TOPIC, 0): (55, b"k")})
+    new_log = LogId("cluster-b", "topic-9")
+    writer.save_checkpoints(TOPIC, {0: Checkpoint(0, new_log)})
+    assert writer.checkpoints(TOPIC) == {0: Checkpoint(0, new_log, None)}
+
+
+def test_a_partition_first_seen_in_a_batch_has_no_log_yet(writer: LedgerWriter) -> None:
+    writer.commit_batch([], [], {(TOPIC, 3): (8, b"")})
+    assert writer.checkpoints(TOPIC) == {3: Checkpoint(8, None, b"")}
+
+
+def _as_version_1(data_dir: Path) -> None:
+    """Turn a store into what version 1 wrote: offsets without log ids or keys."""
+    connection = sqlite3.connect(data_dir / STORE_FILE)
+    try:
+        for column in ("cluster_id", "topic_id", "last_key"):
+            connection.execute(f"ALTER TABLE offsets DROP COLUMN {column}")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def test_a_version_1_store_is_migrated_with_the_keys_its_entries_tell(
+    writer: LedgerWriter, data_dir: Path
+) -> None:
+    writer.commit_batch(
+        [delivery(1, 2, 3, offset=4, partition=0), delivery(2, 5, 5, offset=9, partition=1)],
+        [],
+        # Partition 1 read on past its last applied record (a duplicate at offset 10, say).
+        {(TOPIC, 0): (5, b"ignored"), (TOPIC, 1): (11, b"ignored")},
+    )
+    writer.close()
+    _as_version_1(data_dir)
+
+    migrated = LedgerWriter.open_or_create(data_dir)
+    try:
+        assert migrated.checkpoints(TOPIC) == {
+            0: Checkpoint(5, None, request_id(1).encode()),
+            1: Checkpoint(11, None, None),
+        }
+        assert migrated.balance().count == 2
+    finally:
+        migrated.close()
+    connection = sqlite3.connect(data_dir / STORE_FILE)
+    try:
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    finally:
+        connection.close()
