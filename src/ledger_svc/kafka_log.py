@@ -48,6 +48,17 @@ class PartitionLog:
     key_before_checkpoint: bytes | None = None
 
 
+# Why a partition's log is read again from its start: the reasons judge gives for Match.NEW, and
+# "unproven" for a newly assigned partition that nothing shows to be on its checkpoint's log.
+RESTART_REASONS = (
+    "cluster_id_changed",
+    "topic_id_changed",
+    "offset_beyond_end",
+    "record_mismatch",
+    "unproven",
+)
+
+
 class Match(enum.Enum):
     UNREAD = "unread"  # no checkpoint: nothing of the partition has been read yet
     SAME = "same"  # shown to be the checkpoint's log

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 
+from opentelemetry import trace
+
 from ledger_svc import metrics
 from ledger_svc.kafka_consumer import LogInspector
 from ledger_svc.kafka_log import Checkpoint, LogId, Match, Verdict, judge
 from ledger_svc.store import LedgerWriter
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 class LogGuard:
@@ -25,6 +28,14 @@ class LogGuard:
         Partitions in unverified (paused) go on from their checkpoints only where the log is shown to be
         the same; the others restart only on evidence of a new log. Raises LogUnknown, and
         StoreUnwritable, before anything is decided."""
+        with tracer.start_as_current_span(
+            "ledger check kafka log", attributes={"ledger.partitions.unverified": len(unverified)}
+        ) as span:
+            decisions, restarted = self._check(assigned, unverified)
+            span.set_attribute("ledger.partitions.restarted", len(restarted))
+        return decisions, restarted
+
+    def _check(self, assigned: list[int], unverified: set[int]) -> tuple[dict[int, int | None], set[int]]:
         checkpoints = self._writer.checkpoints(self._topic)
         # The record before the checkpoint is read once per assignment: cheap, and it catches a log
         # that kept its ids but not its records.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ledger_svc.kafka_log import RESTART_REASONS
+
 EVENTS_APPLIED = Counter("ledger_events_applied_total", "Events added to the total.")
 DUPLICATES_SKIPPED = Counter(
     "ledger_duplicates_skipped_total", "Events whose request_id was already applied."
@@ -49,6 +51,8 @@ LOG_RESTARTS = Counter(
     " belong to (the broker lost its data, or the topic was created again).",
     ["reason"],
 )
+for _reason in RESTART_REASONS:  # every series exists from the start, so increase() sees the first one
+    LOG_RESTARTS.labels(reason=_reason)
 PARTITIONS_UNVERIFIED = Gauge(
     "ledger_partitions_unverified",
     "Assigned partitions held paused until Kafka shows which log it serves.",

@@ -44,6 +44,8 @@ QUIET = {
     "LedgerConsumerLagHigh",
     "LedgerStalled",
     "LedgerStoreNotWritable",
+    "LedgerKafkaLogRestarted",
+    "LedgerKafkaLogUnknown",
     "LedgerDown",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_svc.kafka_log import Checkpoint, LogId, Match, PartitionLog, judge
+from ledger_svc.kafka_log import RESTART_REASONS, Checkpoint, LogId, Match, PartitionLog, judge
 
 OLD = LogId("cluster-a", "topic-1")
 
@@ -89,3 +89,5 @@ def test_same_only_where_nothing_points_to_another_log(
         assert verdict.expired == max(0, kafka.start - checkpoint.next_offset)
     if verdict.match is not Match.SAME:
         assert verdict.expired == 0
+    if verdict.match in (Match.NEW, Match.UNPROVEN):
+        assert verdict.reason in RESTART_REASONS  # the metric's series exist from the start
