@@ -103,6 +103,21 @@ def recreate_topics(topic: Topic) -> None:
     create_topic(topic.bootstrap, topic.dead_letters, 1)
 
 
+def replace_broker(broker: KafkaBroker, topic: Topic) -> None:
+    """The stopped broker comes back without its data (a new cluster), and the topics are created again."""
+    broker.wipe()
+    broker.start()
+    broker.wait_ready()
+    recreate_topics(topic)
+
+
+def assert_new_log_outgrew(topic: Topic, stored: dict[int, int]) -> None:
+    """Every partition of the new log holds more records than the store's offset for it: resuming at
+    the stored offsets would skip records instead of waiting for them."""
+    ends = end_offsets(topic)
+    assert all(end > stored[p] for p, end in ends.items()), (stored, ends)
+
+
 def assert_exact(ledger: Ledger, acknowledged: dict[str, int]) -> None:
     body = ledger.wait_count(len(acknowledged), timeout=90)
     assert body["total"] == str(sum(acknowledged.values()))
@@ -116,6 +131,17 @@ def assert_warned(ledger: Ledger, reason: str) -> None:
     assert restarts(ledger).get(reason) == PARTITIONS
 
 
+def counted_before(
+    topic: Topic, start_ledger: LedgerFactory, start_sum_service: SumServiceFactory
+) -> tuple[Ledger, SumService, dict[str, int]]:
+    """A ledger and a sum service on the topic, and the first events they counted."""
+    ledger = start_ledger(topic, **LEDGER_ENV)
+    service = start_sum_service(topic)
+    acknowledged = add_many(service, BEFORE, 0)
+    ledger.wait_count(BEFORE)
+    return ledger, service, acknowledged
+
+
 def test_broker_data_wiped_while_the_ledger_was_stopped(
     own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
@@ -127,12 +153,9 @@ def test_broker_data_wiped_while_the_ledger_was_stopped(
     stored = stored_offsets(ledger)
 
     own_broker.stop()
-    own_broker.wipe()
-    own_broker.start()
-    own_broker.wait_ready()
-    recreate_topics(topic)
+    replace_broker(own_broker, topic)
     acknowledged |= add_many(start_sum_service(topic, name="sum-after"), AFTER, BEFORE)
-    assert all(end > stored[p] for p, end in end_offsets(topic).items()), (stored, end_offsets(topic))
+    assert_new_log_outgrew(topic, stored)
 
     ledger.restart()
     assert_exact(ledger, acknowledged)
@@ -142,10 +165,7 @@ def test_broker_data_wiped_while_the_ledger_was_stopped(
 def test_topic_created_again_under_a_running_ledger(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
-    ledger = start_ledger(topic, **LEDGER_ENV)
-    service = start_sum_service(topic)
-    acknowledged = add_many(service, BEFORE, 0)
-    ledger.wait_count(BEFORE)
+    ledger, service, acknowledged = counted_before(topic, start_ledger, start_sum_service)
     stored = stored_offsets(ledger)
 
     admin = AdminClient({"bootstrap.servers": topic.bootstrap})
@@ -161,7 +181,7 @@ def test_topic_created_again_under_a_running_ledger(
     wait_until(lambda: http_json(f"{ledger.url}/readyz")[0] == 503, 30, "the ledger to report not ready")
     recreate_topics(topic)
     acknowledged |= add_many(service, AFTER, BEFORE)
-    assert all(end > stored[p] for p, end in end_offsets(topic).items())
+    assert_new_log_outgrew(topic, stored)
 
     assert_exact(ledger, acknowledged)
     assert_warned(ledger, "topic_id_changed")
@@ -172,10 +192,7 @@ def test_broker_replaced_under_a_running_ledger(
     own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     topic = make_topic(own_broker.bootstrap)
-    ledger = start_ledger(topic, **LEDGER_ENV)
-    service = start_sum_service(topic)
-    acknowledged = add_many(service, BEFORE, 0)
-    ledger.wait_count(BEFORE)
+    ledger, service, acknowledged = counted_before(topic, start_ledger, start_sum_service)
     stored = stored_offsets(ledger)
 
     own_broker.stop()
@@ -184,12 +201,9 @@ def test_broker_replaced_under_a_running_ledger(
         30,
         "the ledger to report its partitions' log unknown",
     )
-    own_broker.wipe()
-    own_broker.start()
-    own_broker.wait_ready()
-    recreate_topics(topic)
+    replace_broker(own_broker, topic)
     acknowledged |= add_many(service, AFTER, BEFORE)
-    assert all(end > stored[p] for p, end in end_offsets(topic).items())
+    assert_new_log_outgrew(topic, stored)
 
     assert_exact(ledger, acknowledged)
     assert_warned(ledger, "cluster_id_changed")
@@ -199,10 +213,7 @@ def test_broker_replaced_under_a_running_ledger(
 def test_a_ledger_restarted_on_the_same_log_reads_nothing_again(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
-    ledger = start_ledger(topic, **LEDGER_ENV)
-    service = start_sum_service(topic)
-    acknowledged = add_many(service, BEFORE, 0)
-    ledger.wait_count(BEFORE)
+    ledger, service, acknowledged = counted_before(topic, start_ledger, start_sum_service)
     ledger.process.kill()
     ledger.restart()
     acknowledged |= add_many(service, 100, BEFORE)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -30,20 +29,6 @@ def request_id(n: int) -> str:
 def delivery(n: int, a: int, b: int, offset: int | None = None, partition: int = 0) -> Delivery:
     event = SumComputed(request_id(n), a, b, add_int64(a, b), PRODUCED_AT)
     return Delivery(event, TOPIC, partition, n if offset is None else offset)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def writer(data_dir: Path) -> Iterator[LedgerWriter]:
-    opened = LedgerWriter.open_or_create(data_dir)
-    yield opened
-    opened.close()
 
 
 def reopen(writer: LedgerWriter, data_dir: Path) -> LedgerWriter:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from ledger_svc.kafka_log import Checkpoint, LogId
 from ledger_svc.store import LedgerWriter
@@ -14,20 +11,6 @@ from ledger_svc.store_file import STORE_FILE
 from tests.unit.test_store import TOPIC, delivery, request_id
 
 LOG = LogId("cluster-a", "topic-1")
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def writer(data_dir: Path) -> Iterator[LedgerWriter]:
-    opened = LedgerWriter.open_or_create(data_dir)
-    yield opened
-    opened.close()
 
 
 def test_a_batch_advances_the_checkpoint_and_keeps_its_log(writer: LedgerWriter) -> None:
