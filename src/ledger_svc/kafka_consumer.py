@@ -10,7 +10,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, cast
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicCollection, TopicPartition, Uuid
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+    Uuid,
+)
 from confluent_kafka.admin import AdminClient
 
 # Where the class lives: confluent_kafka.admin re-exports it without listing it in __all__.
@@ -147,6 +155,7 @@ def _kafka_uuid(value: Uuid | None) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KafkaException) and exc.args:
-        return str(exc.args[0].str() if hasattr(exc.args[0], "str") else exc.args[0])
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return str(error.str())
     return str(exc) or type(exc).__name__

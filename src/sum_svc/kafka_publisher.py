@@ -45,7 +45,8 @@ class KafkaPublisher:
         }
         self._lock = threading.Lock()
         self._producer = Producer(self._config)
-        self._fatal = threading.Event()
+        self._replace_because = ""  # set (by error_cb or the probe) for the poller thread to act on
+        self._cluster_id: str | None = None
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
@@ -102,6 +103,7 @@ class KafkaPublisher:
             metadata = producer.list_topics(self._topic, timeout=timeout)
         except KafkaException:
             return False
+        self._notice_cluster(metadata.cluster_id)
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None or not topic.partitions:
             return False
@@ -119,22 +121,42 @@ class KafkaPublisher:
     def _on_error(self, error: KafkaError) -> None:
         self._client_log.on_error(error)
         if error.fatal():
-            self._fatal.set()
+            # A fatal idempotence error leaves the producer unusable.
+            self._replace_because = "fatal_error"
+
+    def _notice_cluster(self, cluster_id: str | None) -> None:
+        """A Kafka cluster that lost its data comes back with another id and lower partition leader
+        epochs, which librdkafka ignores as outdated: the producer would never find a leader again."""
+        if cluster_id is None:
+            return
+        if self._cluster_id is not None and cluster_id != self._cluster_id:
+            log.warning(
+                "Kafka cluster id changed (the brokers lost their data); replacing the producer",
+                extra={"old_cluster_id": self._cluster_id, "new_cluster_id": cluster_id},
+            )
+            self._replace_because = "cluster_changed"
+        self._cluster_id = cluster_id
 
     def _poll_forever(self) -> None:
         while not self._stopping.is_set():
-            if self._fatal.is_set():
-                self._replace_fatally_failed_producer()
+            if self._replace_because:
+                self._replace_producer()
             with self._lock:
                 producer = self._producer
             producer.poll(0.1)
 
-    def _replace_fatally_failed_producer(self) -> None:
-        # A fatal idempotence error leaves the producer unusable: fail what it still holds
-        # (those clients get UNAVAILABLE and retry) and continue with a fresh one.
-        log.error("kafka producer hit a fatal error; replacing it")
+    def _replace_producer(self) -> None:
+        # What the old producer still holds fails (those clients get UNAVAILABLE and retry with the same
+        # request_id) and a fresh producer carries on.
+        reason = self._replace_because
+        log.error("replacing the kafka producer", extra={"reason": reason})
+        metrics.PRODUCER_REPLACEMENTS.labels(reason=reason).inc()
         with self._lock:
             old, self._producer = self._producer, Producer(self._config)
-            self._fatal.clear()
+            self._replace_because = ""
         old.purge()
-        old.poll(0)
+        # Serve the purged events' delivery reports, which may arrive after purge() returns: an event
+        # left unreported would keep its request id pending, and every retry waiting on it, forever.
+        unreported = old.flush(5)
+        if unreported:
+            log.error("events of the replaced producer left unreported", extra={"unreported": unreported})

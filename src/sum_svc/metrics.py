@@ -28,5 +28,10 @@ PRODUCE_DURATION = Histogram(
 PRODUCE_ERRORS = Counter(
     "sum_kafka_produce_errors_total", "Events Kafka did not acknowledge, by reason.", ["reason"]
 )
+PRODUCER_REPLACEMENTS = Counter(
+    "sum_kafka_producer_replacements_total",
+    "Kafka producers replaced by a new one, by reason (fatal_error, cluster_changed).",
+    ["reason"],
+)
 KAFKA_REACHABLE = Gauge("sum_kafka_reachable", "1 while the last Kafka metadata probe succeeded.")
 IDEMPOTENCY_ENTRIES = Gauge("sum_idempotency_entries", "Request ids held in the idempotency record.")

@@ -80,15 +80,25 @@ def end_offsets(topic: Topic) -> dict[int, int]:
         consumer.close()
 
 
+def samples(url: str, name: str) -> list[tuple[dict[str, str], float]]:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def sample(url: str, name: str, **labels: str) -> float | None:
+    return next((value for found, value in samples(url, name) if labels.items() <= found.items()), None)
+
+
 def restarts(ledger: Ledger) -> dict[str, float]:
     """ledger_log_restarts_total by reason."""
-    text = urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
     return {
-        sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "ledger_log_restarts"
-        for sample in family.samples
-        if sample.name == "ledger_log_restarts_total"
+        labels["reason"]: value
+        for labels, value in samples(f"{ledger.url}/metrics", "ledger_log_restarts_total")
     }
 
 
@@ -208,6 +218,8 @@ def test_broker_replaced_under_a_running_ledger(
     assert_exact(ledger, acknowledged)
     assert_warned(ledger, "cluster_id_changed")
     ledger.wait_ready()
+    # The sum service went on publishing to the new cluster through a new producer.
+    assert sample(service.metrics_url, "sum_kafka_producer_replacements_total", reason="cluster_changed") == 1
 
 
 def test_a_ledger_restarted_on_the_same_log_reads_nothing_again(
