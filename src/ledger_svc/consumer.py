@@ -262,13 +262,14 @@ class LedgerConsumer:
         )
 
     def _reconnect(self, partitions: list[int]) -> None:
-        """Read a log that started again through a new Kafka consumer: librdkafka keeps the partition
-        leader epochs of the old log and ignores the new log's lower ones, so the old consumer would wait
+        """Read a log that started again through new Kafka clients: librdkafka keeps the partition
+        leader epochs of the old log and ignores the new log's lower ones, so the old clients would wait
         for a leader forever. Static membership hands the partitions straight back, and the guard
         verifies them against the checkpoints it has just reset."""
         log.info("reconnecting to Kafka to read the new log", extra={"partitions": partitions})
         self._consumer.close()
         self._consumer = new_consumer(self._config, self._kafka)
+        self._dead_letters.reconnect()
         self._unverified = set()
         self._subscribe()
         self._set_status("rebalancing")

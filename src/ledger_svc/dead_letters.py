@@ -18,16 +18,21 @@ class DeadLetterFailed(RuntimeError):
 class DeadLetterPublisher:
     def __init__(self, bootstrap_servers: str, topic: str):
         self.topic = topic
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": "ledger-dead-letters",
-                "enable.idempotence": True,
-                "acks": "all",
-                "message.timeout.ms": 30_000,
-                **KafkaClientLog(log).config(),
-            }
-        )
+        self._config = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": "ledger-dead-letters",
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.timeout.ms": 30_000,
+            **KafkaClientLog(log).config(),
+        }
+        self._producer = Producer(self._config)
+
+    def reconnect(self) -> None:
+        """A new producer, for a Kafka cluster that came back without its data: librdkafka would ignore
+        the new cluster's partition leaders as outdated. Nothing is pending between sends."""
+        self._producer.flush(0)
+        self._producer = Producer(self._config)
 
     def send(self, poison: list[tuple[Message, str]], timeout: float) -> None:
         """Publish every record and wait for all acknowledgements; raise if any is missing."""

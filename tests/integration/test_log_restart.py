@@ -24,7 +24,7 @@ from devstack.kafka_broker import KafkaBroker, create_topic
 from devstack.services import http_json, wait_until
 from ledger_svc.store_file import STORE_FILE
 from tests.conftest import PARTITIONS, Topic, make_topic
-from tests.integration.conftest import LedgerFactory, SumServiceFactory
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, producer
 from tests.services import Ledger, SumService, add, new_id
 
 BEFORE, AFTER = 300, 900
@@ -214,12 +214,16 @@ def test_broker_replaced_under_a_running_ledger(
     replace_broker(own_broker, topic)
     acknowledged |= add_many(service, AFTER, BEFORE)
     assert_new_log_outgrew(topic, stored)
+    poison = producer(topic.bootstrap)
+    poison.produce(topic.name, key=b"not-a-uuid", value=b"not a SumComputed")
+    assert poison.flush(30) == 0
 
     assert_exact(ledger, acknowledged)
     assert_warned(ledger, "cluster_id_changed")
     ledger.wait_ready()
-    # The sum service went on publishing to the new cluster through a new producer.
+    # The sum service and the ledger's dead-letter producer go on publishing to the new cluster.
     assert sample(service.metrics_url, "sum_kafka_producer_replacements_total", reason="cluster_changed") == 1
+    wait_until(lambda: ledger.total()["dead_letters"] == 1, 30, "the poison record to be dead-lettered")
 
 
 def test_a_ledger_restarted_on_the_same_log_reads_nothing_again(
