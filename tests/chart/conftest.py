@@ -28,6 +28,14 @@ SCENARIOS: dict[str, Values] = {
         )
     ),
     "network-policy-off": Values(sets=("networkPolicy.enabled=false",)),
+    # NodeLocal DNSCache (a link-local address) and OpenShift's DNS (port 5353) at once.
+    "dns-elsewhere": Values(
+        set_jsons=(
+            'networkPolicy.dns.to=[{"ipBlock": {"cidr": "169.254.20.10/32"}},'
+            ' {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-dns"}}}]',
+            'networkPolicy.dns.ports=[{"port": 5353, "protocol": "UDP"}, {"port": 5353, "protocol": "TCP"}]',
+        )
+    ),
     "tracing-off": Values(sets=("tracing.enabled=false",)),
 }
 

@@ -75,6 +75,20 @@ def test_dns_egress_is_allowed(defaults: Rendered) -> None:
     assert {(p["port"], p["protocol"]) for p in rule["ports"]} == {(53, "UDP"), (53, "TCP")}
 
 
+def test_dns_peers_and_ports_are_values(renders: dict[str, Rendered]) -> None:
+    (dns,) = [
+        p
+        for p in renders["dns-elsewhere"].of_kind("NetworkPolicy")
+        if p["metadata"]["name"].endswith("allow-dns")
+    ]
+    (rule,) = dns["spec"]["egress"]
+    assert rule["to"] == [
+        {"ipBlock": {"cidr": "169.254.20.10/32"}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-dns"}}},
+    ]
+    assert rule["ports"] == [{"port": 5353, "protocol": "UDP"}, {"port": 5353, "protocol": "TCP"}]
+
+
 def test_services_reach_kafka_and_tempo_and_nothing_else(defaults: Rendered) -> None:
     cluster = defaults.one("Kafka", "kafka")["metadata"]["name"]
     for component in ("sum", "ledger"):

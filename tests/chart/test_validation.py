@@ -130,13 +130,15 @@ def test_strimzi_check_rejects_fields_v1_dropped(strimzi_report: dict[str, list[
         (Values(sets=("monitoring.serviceMonitor.interval=15",)), "/monitoring/serviceMonitor/interval"),
         (Values(sets=("tracing.otlpEndpoint=tempo:4317",)), "/tracing/otlpEndpoint"),
         (Values(sets=("logLevel=LOUD",)), "/logLevel"),
+        (Values(set_jsons=("networkPolicy.dns.to=[]",)), "/networkPolicy/dns/to"),
+        (Values(sets=("networkPolicy.dns.ports[0].port=0",)), "/networkPolicy/dns/ports"),
         (Values(sets=("sum.unknownKey=1",)), "unknownKey"),
         (Values(sets=("nonsense=1",)), "nonsense"),
         (Values(sets=("kafka.strimzi.replicationFactor=3",)), "replicationFactor must not exceed"),
         (Values(sets=("sum.idempotency.ttlSeconds=10",)), "ttlSeconds must be greater"),
         (Values(sets=("sum.autoscaling.minReplicas=5", "sum.autoscaling.maxReplicas=3")), "minReplicas"),
     ],
-    ids=lambda v: ",".join(v.sets + v.set_strings) if isinstance(v, Values) else None,
+    ids=lambda v: ",".join(v.sets + v.set_strings + v.set_jsons) if isinstance(v, Values) else None,
 )
 def test_bad_values_are_rejected(values: Values, complaint: str) -> None:
     result = helm_template(values)
