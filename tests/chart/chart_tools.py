@@ -100,10 +100,17 @@ def helm(*args: str, values: Values = Values()) -> subprocess.CompletedProcess[s
     return subprocess.run(argv, check=False, capture_output=True, text=True, cwd=REPO)
 
 
-def helm_template(values: Values = Values(), namespace: str = NAMESPACE) -> subprocess.CompletedProcess[str]:
+def helm_template(
+    values: Values = Values(),
+    namespace: str = NAMESPACE,
+    kube: str | None = None,
+    api_versions: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """`helm template` for the pinned Kubernetes version (or kube), with the cluster's extra APIs."""
+    apis = [arg for api in api_versions for arg in ("--api-versions", api)]
     return helm(
         "template", RELEASE, str(CHART), "--namespace", namespace,
-        "--kube-version", kube_version(), values=values,
+        "--kube-version", kube or kube_version(), *apis, values=values,
     )  # fmt: skip
 
 
@@ -128,7 +135,7 @@ def render_notes(values: Values, workdir: Path) -> str:
     )
     result = helm(
         "template", RELEASE, str(chart), "--namespace", NAMESPACE, "--show-only", "templates/notes.yaml",
-        values=values,
+        "--kube-version", kube_version(), values=values,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     notes_text: str = yaml.safe_load(result.stdout)["data"]["notes"]

@@ -152,3 +152,16 @@ def test_the_chart_renders_every_object_with_its_defaults(defaults: Rendered) ->
         "ServiceMonitor", "Kafka", "KafkaNodePool", "KafkaTopic", "Pod",
     }  # fmt: skip
     assert "HorizontalPodAutoscaler" not in defaults.kinds()
+
+
+def test_kubernetes_older_than_1_30_is_refused() -> None:
+    result = helm_template(kube="1.29.9")
+    assert result.returncode != 0
+    assert "kubeVersion: >=1.30.0-0" in result.stderr
+
+
+def test_a_strimzi_serving_only_v1beta2_is_named() -> None:
+    old = helm_template(api_versions=("kafka.strimzi.io/v1beta2",))
+    assert old.returncode != 0
+    assert "Strimzi older than 0.49" in old.stderr
+    assert helm_template(api_versions=("kafka.strimzi.io/v1beta2", "kafka.strimzi.io/v1")).returncode == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.chart.chart_tools import helm
+from tests.chart.chart_tools import helm, kube_version
 from tests.deploy.layout import REPO, charts_env, skaffold_app_values, values
 
 TAG = "test-tag"
@@ -20,6 +20,7 @@ def _render(profile: str | None) -> list[dict[str, Any]]:
     rendered = helm(
         "template", pins["APP_RELEASE"], str(REPO / pins["APP_CHART"]),
         "--namespace", pins["APP_NAMESPACE"], "--values", str(REPO / pins["APP_VALUES"]), *sets,
+        "--kube-version", kube_version(),
     )  # fmt: skip
     assert rendered.returncode == 0, rendered.stderr
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
