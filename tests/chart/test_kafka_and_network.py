@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.chart_tools import RELEASE, Rendered, env_of, only_container
+from tests.chart.chart_tools import RELEASE, Rendered, Values, env_of, only_container
 
 # --- Kafka ----------------------------------------------------------------------------------------
 
@@ -135,3 +135,18 @@ def test_without_tracing_there_is_no_tempo_egress(renders: dict[str, Rendered]) 
     rendered = renders["tracing-off"]
     for component in ("sum", "ledger"):
         assert len(rendered.one("NetworkPolicy", component)["spec"]["egress"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port"),
+    [
+        ("http://otel-collector.observability:4318", 4318),
+        ("https://traces.example.com", 443),
+        ("http://tempo", 80),
+    ],
+)
+def test_the_trace_egress_port_is_the_endpoints(endpoint: str, port: int) -> None:
+    rendered = Rendered.of(Values(sets=(f"tracing.otlpEndpoint={endpoint}",)))
+    for component in ("sum", "ledger"):
+        _, tempo_rule = rendered.one("NetworkPolicy", component)["spec"]["egress"]
+        assert tempo_rule["ports"] == [{"port": port, "protocol": "TCP"}]

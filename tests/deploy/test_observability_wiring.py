@@ -179,7 +179,6 @@ def test_app_chart_defaults_reach_this_stack(app_values: dict[str, Any]) -> None
     assert app_values["tracing"]["otlpEndpoint"] == _tempo_url(_otlp_grpc_port())
     policy = app_values["networkPolicy"]
     assert policy["tracing"]["namespace"] == pins["TEMPO_NAMESPACE"]
-    assert str(policy["tracing"]["port"]) == _otlp_grpc_port()
     assert policy["monitoringNamespace"] == pins["KPS_NAMESPACE"]
     monitoring = app_values["monitoring"]
     for kind in ("serviceMonitor", "prometheusRule"):

@@ -167,15 +167,19 @@ With tracing off no endpoint is set: spans are still recorded, so log lines keep
 {{- end }}
 {{- end }}
 
-{{/* Egress rule to the OTLP receiver, when traces are exported. */}}
+{{/* Egress rule to the OTLP receiver, when traces are exported. The port is the endpoint's own (or its
+scheme's default), so changing the endpoint cannot silently drop spans at the policy. */}}
 {{- define "distributed-sum.tracingEgressRule" -}}
 {{- if .Values.tracing.enabled -}}
+{{- $url := urlParse .Values.tracing.otlpEndpoint }}
+{{- $hostPort := splitList ":" $url.host }}
+{{- $port := ternary (last $hostPort) (ternary "443" "80" (eq $url.scheme "https")) (gt (len $hostPort) 1) }}
 - to:
     - namespaceSelector:
         matchLabels:
           kubernetes.io/metadata.name: {{ .Values.networkPolicy.tracing.namespace }}
   ports:
-    - port: {{ .Values.networkPolicy.tracing.port }}
+    - port: {{ $port | atoi }}
       protocol: TCP
 {{- end }}
 {{- end }}
