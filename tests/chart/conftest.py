@@ -28,6 +28,14 @@ SCENARIOS: dict[str, Values] = {
         )
     ),
     "network-policy-off": Values(sets=("networkPolicy.enabled=false",)),
+    # A pod template of the user's merged over the spread (the Strimzi API model checks the result).
+    "kafka-template": Values(
+        sets=("kafka.strimzi.spreadNodes=true",),
+        set_jsons=(
+            'kafka.strimzi.template={"pod": {"priorityClassName": "kafka", "tolerations":'
+            ' [{"key": "dedicated", "operator": "Equal", "value": "kafka", "effect": "NoSchedule"}]}}',
+        ),
+    ),
     # NodeLocal DNSCache (a link-local address) and OpenShift's DNS (port 5353) at once.
     "dns-elsewhere": Values(
         set_jsons=(

@@ -150,3 +150,23 @@ def test_the_trace_egress_port_is_the_endpoints(endpoint: str, port: int) -> Non
     for component in ("sum", "ledger"):
         _, tempo_rule = rendered.one("NetworkPolicy", component)["spec"]["egress"]
         assert tempo_rule["ports"] == [{"port": port, "protocol": "TCP"}]
+
+
+def test_production_kafka_nodes_run_on_different_nodes(renders: dict[str, Rendered]) -> None:
+    pool = renders["values-production"].one("KafkaNodePool", "kafka")
+    (term,) = pool["spec"]["template"]["pod"]["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == {
+        "strimzi.io/cluster": renders["values-production"].one("Kafka", "kafka")["metadata"]["name"],
+        "strimzi.io/pool-name": pool["metadata"]["name"],
+    }
+    assert "template" not in renders["defaults"].one("KafkaNodePool", "kafka")["spec"]
+
+
+def test_a_kafka_pod_template_is_merged_over_the_spread(renders: dict[str, Rendered]) -> None:
+    pod = renders["kafka-template"].one("KafkaNodePool", "kafka")["spec"]["template"]["pod"]
+    assert pod["priorityClassName"] == "kafka"
+    assert pod["tolerations"][0]["key"] == "dedicated"
+    assert "podAntiAffinity" in pod["affinity"]

@@ -226,3 +226,23 @@ scheme's default), so changing the endpoint cannot silently drop spans at the po
 {{- fail "kafka.deadLetterTopic must differ from kafka.topic" }}
 {{- end }}
 {{- end }}
+
+{{/* KafkaNodePool pod template for spreadNodes: one Kafka node per Kubernetes node, spread over zones. */}}
+{{- define "distributed-sum.kafka.spreadTemplate" -}}
+{{- $selector := dict "strimzi.io/cluster" (include "distributed-sum.kafka.clusterName" .) "strimzi.io/pool-name" .Values.kafka.strimzi.nodePoolName }}
+pod:
+  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        - topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- toYaml $selector | nindent 14 }}
+  topologySpreadConstraints:
+    - maxSkew: 1
+      topologyKey: topology.kubernetes.io/zone
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- toYaml $selector | nindent 10 }}
+{{- end }}
