@@ -20,6 +20,10 @@ SCENARIOS: dict[str, Values] = {
         )
     ),
     "hpa": Values(sets=("sum.autoscaling.enabled=true",)),
+    "load-balancer": Values(
+        sets=("sum.service.type=LoadBalancer",),
+        set_jsons=('networkPolicy.sumClients=[{"ipBlock": {"cidr": "203.0.113.0/24"}}]',),
+    ),
     "monitoring-off": Values(
         sets=(
             "monitoring.serviceMonitor.enabled=false",

@@ -9,6 +9,8 @@ import pytest
 
 from tests.chart.chart_tools import CHART, RELEASE, Rendered, Values, env_of, only_container
 
+COMPONENT = "app.kubernetes.io/component"
+
 
 def test_service_monitors_scrape_the_metrics_ports(defaults: Rendered) -> None:
     expected = {"sum": "metrics", "ledger": "http"}
@@ -20,6 +22,24 @@ def test_service_monitors_scrape_the_metrics_ports(defaults: Rendered) -> None:
         ]
         service_labels = defaults.one("Service", component)["metadata"]["labels"]
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
+
+
+def test_a_load_balancer_publishes_grpc_only_and_the_metrics_stay_scraped(
+    renders: dict[str, Rendered],
+) -> None:
+    rendered = renders["load-balancer"]
+    sum_services = [s for s in rendered.of_kind("Service") if s["metadata"]["labels"][COMPONENT] == "sum"]
+    by_type = {service["spec"]["type"]: service for service in sum_services}
+    assert [p["name"] for p in by_type["LoadBalancer"]["spec"]["ports"]] == ["grpc"]
+    assert [p["name"] for p in by_type["ClusterIP"]["spec"]["ports"]] == ["metrics"]
+    selector = rendered.one("ServiceMonitor", "sum")["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= by_type["ClusterIP"]["metadata"]["labels"].items()
+    # Outside callers come in through the ipBlock peer, on the gRPC port only.
+    ingress = rendered.one("NetworkPolicy", "sum")["spec"]["ingress"]
+    assert {
+        "from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+        "ports": [{"port": "grpc", "protocol": "TCP"}],
+    } in ingress
 
 
 @pytest.mark.parametrize("scenario", ["monitoring-off", "values-minimal"])

@@ -246,3 +246,12 @@ pod:
         matchLabels:
           {{- toYaml $selector | nindent 10 }}
 {{- end }}
+
+{{/* The sum service's metrics port, as a Service port. */}}
+{{- define "distributed-sum.sum.metricsPort" -}}
+- name: metrics
+  port: {{ .Values.sum.metricsPort }}
+  targetPort: metrics
+  protocol: TCP
+  appProtocol: http
+{{- end }}
