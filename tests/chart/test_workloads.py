@@ -132,3 +132,18 @@ def test_every_service_variable_is_a_real_setting_the_service_accepts(
         monkeypatch.setenv(name, value if isinstance(value, str) else f"{component}-pod-0")
     for settings_type in settings_types:
         settings.load(settings_type)
+
+
+@pytest.mark.parametrize("tag", ["20261204", "1234567"])
+def test_an_all_digit_tag_renders_digit_for_digit(tag: str) -> None:
+    """skaffold passes tags with --set, which reads digits as a number."""
+    for values in (
+        Values(sets=(f"image.tag={tag}",)),
+        Values(sets=(f"sum.image.tag={tag}", f"ledger.image.tag={tag}")),
+    ):
+        rendered = Rendered.of(values)
+        for kind, component in (("Deployment", "sum"), ("StatefulSet", "ledger")):
+            container = only_container(rendered.one(kind, component))
+            assert container["image"].endswith(f":{tag}"), container["image"]
+    labels = Rendered.of(Values(sets=(f"image.tag={tag}",))).one("Deployment", "sum")["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == tag

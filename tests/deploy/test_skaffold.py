@@ -119,6 +119,14 @@ def test_default_pipeline_installs_every_pinned_chart_then_the_app() -> None:
     assert releases[-1]["setValues"] == dict.fromkeys(MONITORING_KEYS, True)
 
 
+@pytest.mark.parametrize("deploy", ["default", "minimal"])
+def test_helm_waits_as_long_as_the_cluster_script(deploy: str) -> None:
+    helm = (skaffold()["deploy"] if deploy == "default" else _profile(deploy)["deploy"])["helm"]
+    timeout = re.search(r"^helm_timeout=(\S+)$", (REPO / "scripts/cluster/up.sh").read_text(), re.MULTILINE)
+    assert timeout is not None
+    assert helm["flags"] == {"install": [f"--timeout={timeout[1]}"], "upgrade": [f"--timeout={timeout[1]}"]}
+
+
 def test_minimal_profile_installs_only_the_operator_and_the_app_without_monitoring() -> None:
     deploy = _profile("minimal")["deploy"]
     operator, app = _releases(deploy)

@@ -32,7 +32,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "distributed-sum.labels" -}}
 helm.sh/chart: {{ include "distributed-sum.chart" . }}
 {{ include "distributed-sum.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ include "distributed-sum.tagText" (.Values.image.tag | default .Chart.AppVersion) | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: distributed-sum
 {{- with .Values.commonLabels }}
@@ -69,7 +69,7 @@ The ledger is a StatefulSet: its pods carry the label controller-revision-hash=<
 
 {{/* Usage: include "distributed-sum.image" (dict "ctx" $ "image" .Values.sum.image) */}}
 {{- define "distributed-sum.image" -}}
-{{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion }}
+{{- $tag := include "distributed-sum.tagText" (.image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion) }}
 {{- $registry := .ctx.Values.image.registry }}
 {{- $repository := ternary (printf "%s/%s" $registry .image.repository) .image.repository (ne $registry "") }}
 {{- if .image.digest }}
@@ -125,7 +125,7 @@ With tracing off no endpoint is set: spans are still recorded, so log lines keep
 - name: OTEL_SERVICE_NAME
   value: {{ .service | quote }}
 - name: OTEL_RESOURCE_ATTRIBUTES
-  value: {{ printf "k8s.pod.name=$(K8S_POD_NAME),k8s.namespace.name=$(K8S_NAMESPACE_NAME),service.namespace=$(K8S_NAMESPACE_NAME),service.version=%s" (.ctx.Values.image.tag | default .ctx.Chart.AppVersion) | quote }}
+  value: {{ printf "k8s.pod.name=$(K8S_POD_NAME),k8s.namespace.name=$(K8S_NAMESPACE_NAME),service.namespace=$(K8S_NAMESPACE_NAME),service.version=%s" (include "distributed-sum.tagText" (.ctx.Values.image.tag | default .ctx.Chart.AppVersion)) | quote }}
 {{- with .ctx.Values.tracing.sampler }}
 - name: OTEL_TRACES_SAMPLER
   value: {{ . | quote }}
@@ -254,4 +254,10 @@ pod:
   targetPort: metrics
   protocol: TCP
   appProtocol: http
+{{- end }}
+
+{{/* An image tag as text. helm --set (as skaffold passes tags) reads an all-digit tag, a commit hash say,
+as an integer, and a values file as a float64: both are written back digit for digit. */}}
+{{- define "distributed-sum.tagText" -}}
+{{- if kindIs "float64" . }}{{ printf "%.0f" . }}{{ else }}{{ toString . }}{{ end }}
 {{- end }}
