@@ -170,3 +170,11 @@ def test_a_kafka_pod_template_is_merged_over_the_spread(renders: dict[str, Rende
     assert pod["priorityClassName"] == "kafka"
     assert pod["tolerations"][0]["key"] == "dedicated"
     assert "podAntiAffinity" in pod["affinity"]
+
+
+def test_kafka_keeps_its_log_on_a_volume_unless_a_throwaway_cluster_says_otherwise(
+    renders: dict[str, Rendered],
+) -> None:
+    """An ephemeral broker that restarts loses the events the ledger had not read yet."""
+    assert renders["defaults"].one("KafkaNodePool", "kafka")["spec"]["storage"]["type"] == "persistent-claim"
+    assert renders["values-kind"].one("KafkaNodePool", "kafka")["spec"]["storage"]["type"] == "ephemeral"
