@@ -4,12 +4,13 @@
 # The versions are pinned here so every machine validates with the same binaries.
 set -euo pipefail
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kind|grpcurl}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kind|grpcurl|kube-score}"
 case "$tool" in
   helm)        module=helm.sh/helm/v3/cmd/helm;                        version=v3.22.0 ;;
   kubeconform) module=github.com/yannh/kubeconform/cmd/kubeconform;    version=v0.8.0 ;;
   kind)        module=sigs.k8s.io/kind;                                version=v0.33.0 ;;
   grpcurl)     module=github.com/fullstorydev/grpcurl/cmd/grpcurl;     version=v1.9.3 ;;
+  kube-score)  module=github.com/zegl/kube-score/cmd/kube-score;       version=v1.20.0 ;;
   *) echo "go-tool.sh: unknown tool '$tool'" >&2; exit 2 ;;
 esac
 

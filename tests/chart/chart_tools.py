@@ -44,6 +44,12 @@ def helm_binary() -> Path:
 
 
 @cache
+def kube_score_binary() -> Path:
+    """The pinned kube-score (scripts/go-tool.sh), built on first use."""
+    return Path(_pinned("scripts/go-tool.sh", "kube-score"))
+
+
+@cache
 def kube_version() -> str:
     """The Kubernetes version the chart is rendered and validated for (that of kind's node image)."""
     return _pinned("scripts/k8s-schemas.sh", "--kube-version")
