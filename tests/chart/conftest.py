@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.chart_tools import OVERLAYS, Rendered, Values
+from tests.chart.chart_tools import CHART, OVERLAYS, Rendered, Values
 
 EXTERNAL_BOOTSTRAP = "kafka-0.example.internal:9092,kafka-1.example.internal:9092"
+# Where production pulls from (values-production.yaml requires a registry).
+REGISTRY = "registry.invalid/distsum"
 SCENARIOS: dict[str, Values] = {
     "defaults": Values(),
-    **{overlay.stem: Values(files=(overlay,)) for overlay in OVERLAYS},
+    **{overlay.stem: Values(files=(overlay,)) for overlay in OVERLAYS if overlay.stem != "values-production"},
+    "values-production": Values(
+        files=(CHART / "values-production.yaml",), sets=(f"image.registry={REGISTRY}",)
+    ),
     "external-kafka": Values(
         sets=(
             "kafka.strimzi.enabled=false",

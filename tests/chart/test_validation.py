@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.chart.chart_tools import (
+    CHART,
     Rendered,
     Values,
     Verdict,
@@ -165,3 +166,9 @@ def test_a_strimzi_serving_only_v1beta2_is_named() -> None:
     assert old.returncode != 0
     assert "Strimzi older than 0.49" in old.stderr
     assert helm_template(api_versions=("kafka.strimzi.io/v1beta2", "kafka.strimzi.io/v1")).returncode == 0
+
+
+def test_production_without_a_registry_is_refused() -> None:
+    result = helm_template(Values(files=(CHART / "values-production.yaml",)))
+    assert result.returncode != 0
+    assert "image.registry is required" in result.stderr

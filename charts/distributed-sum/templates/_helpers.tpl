@@ -200,6 +200,9 @@ scheme's default), so changing the endpoint cannot silently drop spans at the po
 
 {{/* Rules across values that values.schema.json cannot express; rendered (as nothing) by sum-deployment.yaml. */}}
 {{- define "distributed-sum.validate" -}}
+{{- if and .Values.image.requireRegistry (not .Values.image.registry) }}
+{{- fail "image.registry is required here (values-production.yaml): the registry the cluster pulls distributed-sum/sum-svc and distributed-sum/ledger-svc from, e.g. --set image.registry=<registry>/<project>" }}
+{{- end }}
 {{- $sum := .Values.sum }}
 {{- if le ($sum.idempotency.ttlSeconds | float64) ($sum.deliveryTimeoutSeconds | float64) }}
 {{- fail "sum.idempotency.ttlSeconds must be greater than sum.deliveryTimeoutSeconds" }}
