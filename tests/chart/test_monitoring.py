@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.chart.chart_tools import CHART, RELEASE, Rendered, Values, env_of, only_container
+from tests.chart.chart_tools import CHART, RELEASE, REPO, Rendered, Values, env_of, only_container
 
 COMPONENT = "app.kubernetes.io/component"
 
@@ -89,6 +89,20 @@ def test_one_configmap_per_dashboard_with_the_sidecar_label_and_folder_annotatio
         assert metadata["labels"]["app.kubernetes.io/instance"] == RELEASE
         assert metadata["annotations"] == {"grafana_folder": "distsum"}
         assert json.loads(configmap["data"][path.name]) == json.loads(path.read_text())
+
+
+def test_alerts_link_their_runbook_headings_when_the_readme_address_is_given() -> None:
+    readme = "https://git.invalid/team/distributed-sum/blob/main/README.md"
+    (rule,) = Rendered.of(Values(sets=(f"monitoring.prometheusRule.runbookUrl={readme}",))).of_kind(
+        "PrometheusRule"
+    )
+    headings = set(re.findall(r"^#### (\w+)$", (REPO / "README.md").read_text(), re.MULTILINE))
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    for alert in alerts:
+        assert alert["alert"] in headings, f"README has no runbook heading for {alert['alert']}"
+        assert alert["annotations"]["runbook_url"] == f"{readme}#{alert['alert'].lower()}"
+    (default,) = Rendered.of().of_kind("PrometheusRule")
+    assert not [r for g in default["spec"]["groups"] for r in g["rules"] if "runbook_url" in r["annotations"]]
 
 
 def test_the_prometheus_rule_is_labelled_for_the_operator_and_scoped_to_the_release_namespace() -> None:
