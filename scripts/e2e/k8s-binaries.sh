@@ -9,7 +9,7 @@
 #   DISTSUM_CACHE_DIR   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
 KUBERNETES_VERSION=v1.34.2 # keep in step with tools/go/kubernetes/update-lock.sh
-me=k8s-binaries
+me="k8s-binaries"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/lib.sh
 source "$repo/scripts/lib.sh"
@@ -18,8 +18,10 @@ module="$repo/tools/go/kubernetes"
 commands=(kubelet kubeadm kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 grep -qx "require k8s.io/kubernetes $KUBERNETES_VERSION" "$module/go.mod" \
   || die "$module/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION (run its update-lock.sh)"
-key="$(cat "$module/go.mod" "$module/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)"
-out="$cache_root/kubernetes/$KUBERNETES_VERSION-$key"
+# Bump when the build below changes (flags, commands), so binaries built by an older recipe are not reused.
+recipe=1
+key="$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-8)"
+out="$cache_root/kubernetes/$KUBERNETES_VERSION-$key-r$recipe"
 
 built() { local c; for c in "${commands[@]}"; do [[ -x $out/$c ]] || return 1; done; }
 if built; then
@@ -41,6 +43,7 @@ if ! built; then
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
   done
   tmp="$(mktemp -d "$out.tmp.XXXXXX")"
+  chmod 0755 "$tmp"
   trap 'rm -rf -- "$tmp"' EXIT
   log "building Kubernetes $KUBERNETES_VERSION (${commands[*]}) into $out; ~15-20 min cold on 2 cores"
   SECONDS=0

@@ -14,7 +14,7 @@ KIND_VERSION=v0.33.0 # keep in step with scripts/go-tool.sh
 SUITE=bookworm
 PACKAGES=systemd,systemd-sysv,dbus,udev,containerd,runc,containernetworking-plugins,iptables,nftables,iproute2,\
 conntrack,ethtool,ebtables,socat,util-linux,mount,kmod,libseccomp2,pigz,fuse-overlayfs,bash,ca-certificates,curl,jq,procps
-me=kind-base-image
+me="kind-base-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Build, under exactly the names kubeadm pulls, the images a kubeadm v1.34.2 control plane needs
+# (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, etcd, CoreDNS, pause), from the
+# binaries built from the Go module proxy; print their references, one a line.
+#
+# No registry is reachable here, so the names come from `kubeadm config images list` (whatever prefix it
+# prints) and the pause name kind's containerd config uses is read from kind's module. Images that exist
+# are kept: a warm run only lists them.
+#   usage: scripts/e2e/k8s-images.sh KIND_BASE_IMAGE   (kube-proxy needs its iptables and conntrack)
+set -euo pipefail
+KUBERNETES_VERSION=v1.34.2 # keep in step with scripts/e2e/k8s-binaries.sh
+KIND_VERSION=v0.33.0       # keep in step with scripts/go-tool.sh
+me="k8s-images"
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+# shellcheck source=scripts/docker/lib.sh
+source "$repo/scripts/docker/lib.sh"
+kind_base="${1:?usage: $0 KIND_BASE_IMAGE}"
+
+k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
+mapfile -t refs < <("$k8s_bin/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION")
+((${#refs[@]} == 7)) || die "kubeadm listed ${#refs[@]} images, expected 7: ${refs[*]}"
+kind_config="$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -er .Dir)/images/base/files/etc/containerd/config.toml"
+sandbox="$(sed -nE 's/^ *sandbox_image = "(.*)"/\1/p' "$kind_config")"
+[[ -n $sandbox ]] || die "no sandbox_image in $kind_config"
+
+ctx="$(mktemp -d)"
+trap 'rm -rf -- "$ctx"' EXIT
+
+# build REF FROM BINARY [ENTRYPOINT]: an image holding BINARY in /usr/local/bin, tagged REF.
+build() {
+  local ref=$1 from=$2 binary=$3 entrypoint=${4:-}
+  present "$ref" && return 0
+  rm -rf "${ctx:?}"/*
+  cp "$binary" "$ctx/"
+  {
+    echo "FROM $from"
+    echo "COPY $(basename "$binary") /usr/local/bin/"
+    echo "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    # The kind base stops with systemd's signal; these are plain processes.
+    echo "STOPSIGNAL SIGTERM"
+    [[ -z $entrypoint ]] || echo "ENTRYPOINT [\"/usr/local/bin/$entrypoint\"]"
+    echo "LABEL org.opencontainers.image.description=\"$ref for the offline e2e cluster, made by scripts/e2e/k8s-images.sh\""
+  } >"$ctx/Dockerfile"
+  log "building $ref"
+  docker build -q -t "$ref" "$ctx" >/dev/null || die "docker build of $ref failed"
+}
+
+for ref in "${refs[@]}" "$sandbox"; do
+  name="${ref##*/}"
+  case "${name%%:*}" in
+    kube-proxy) build "$ref" "$kind_base" "$k8s_bin/kube-proxy" ;;
+    kube-*) build "$ref" scratch "$k8s_bin/${name%%:*}" ;;
+    etcd) build "$ref" scratch "$("$repo/scripts/go-tool.sh" etcd)" etcd ;;
+    coredns) build "$ref" scratch "$("$repo/scripts/go-tool.sh" coredns)" coredns ;;
+    pause) build "$ref" scratch "$("$repo/scripts/go-tool.sh" pause)" pause ;;
+    *) die "kubeadm lists an image this script cannot build: $ref" ;;
+  esac
+  echo "$ref"
+done
