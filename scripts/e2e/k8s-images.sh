@@ -24,6 +24,7 @@ sandbox="$(sed -nE 's/^ *sandbox_image = "(.*)"/\1/p' "$kind_config")"
 [[ -n $sandbox ]] || die "no sandbox_image in $kind_config"
 
 ctx="$(mktemp -d)"
+build_log="$docker_cache/k8s-images.log"
 trap 'rm -rf -- "$ctx"' EXIT
 
 # build REF FROM BINARY [ENTRYPOINT]: an image holding BINARY in /usr/local/bin, tagged REF.
@@ -42,7 +43,7 @@ build() {
     echo "LABEL org.opencontainers.image.description=\"$ref for the offline e2e cluster, made by scripts/e2e/k8s-images.sh\""
   } >"$ctx/Dockerfile"
   log "building $ref"
-  docker build -q -t "$ref" "$ctx" >/dev/null || die "docker build of $ref failed"
+  docker build -t "$ref" "$ctx" >"$build_log" 2>&1 || die "docker build of $ref failed; see $build_log"
 }
 
 for ref in "${refs[@]}" "$sandbox"; do

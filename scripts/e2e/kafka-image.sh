@@ -102,5 +102,6 @@ ENTRYPOINT ["/usr/local/bin/kafka-kraft"]
 LABEL org.opencontainers.image.description="Apache Kafka $kafka_version, one KRaft node, made by scripts/e2e/kafka-image.sh"
 DOCKERFILE
 log "building $tag"
-docker build -q -t "$tag" "$ctx" >/dev/null || die "docker build of $tag failed"
+build_log="$docker_cache/kafka/build.log"
+docker build -t "$tag" "$ctx" >"$build_log" 2>&1 || die "docker build of $tag failed; see $build_log"
 echo "$tag"

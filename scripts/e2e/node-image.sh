@@ -49,7 +49,7 @@ log "copying the Kubernetes $KUBERNETES_VERSION binaries into the node"
 for binary in kubelet kubeadm kubectl; do docker cp "$k8s_bin/$binary" "$node:/usr/bin/$binary"; done
 docker cp "$crictl" "$node:/usr/local/bin/crictl"
 in_node sh -c "mkdir -p /kind /etc/cni/net.d && echo $KUBERNETES_VERSION >/kind/version"
-in_node sh -c 'cat >/etc/cni/net.d/10-bridge.conflist' <<CONFLIST
+docker exec -i "$node" sh -c 'cat >/etc/cni/net.d/10-bridge.conflist' <<CONFLIST
 {
   "cniVersion": "0.4.0",
   "name": "kind-bridge",
@@ -76,7 +76,7 @@ docker save "${images[@]}" | docker exec -i "$node" ctr -n k8s.io images import 
 in_node sh -c 'kill -TERM $(pidof containerd); while pidof containerd >/dev/null; do sleep 0.2; done'
 
 docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' \
-  --change 'STOPSIGNAL SIGRTMIN+3' "$node" "$tag" >/dev/null
+  "$node" "$tag" >/dev/null
 log "committed $tag in ${SECONDS}s"
 if [[ ${DISTSUM_E2E_SAVE_NODE:-0} == 1 ]]; then
   mkdir -p "${saved%/*}"
