@@ -6,7 +6,7 @@
 # from a committed wrapper module under tools/go/<tool> instead, whose go.sum pins every dependency.
 set -euo pipefail
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kind|grpcurl|crictl|coredns|etcd|pause}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause}"
 wrapper=""
 case "$tool" in
   helm)        module=helm.sh/helm/v3/cmd/helm;                        version=v3.22.0 ;;
@@ -16,6 +16,9 @@ case "$tool" in
   # The offline e2e cluster (scripts/e2e): versions kubeadm v1.34.2 and kind v0.33.0 expect.
   crictl)      module=sigs.k8s.io/cri-tools/cmd/crictl;                version=v1.34.0 ;;
   coredns)     module=github.com/coredns/coredns;                      version=v1.12.1 ;;
+  # kind's default storage: rancher's local-path-provisioner. kind v0.33.0 ships v0.0.34, which the
+  # module proxy does not serve; v0.0.30 is the newest there.
+  local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=v0.0.30 ;;
   etcd)        module=go.etcd.io/etcd/server/v3;                       version=v3.6.5; wrapper=etcd ;;
   pause)       module=distsum.local/tools/pause;                       version=v1;     wrapper=pause ;;
   *) echo "go-tool.sh: unknown tool '$tool'" >&2; exit 2 ;;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The kind cluster "distsum-e2e" the end-to-end tests run against.
 #
-#   scripts/e2e/cluster.sh up     create it, or reuse it when it answers; wait until the node is Ready
-#                                 and CoreDNS is available
+#   scripts/e2e/cluster.sh up     create it, or reuse it when it answers; wait until the node is Ready,
+#                                 CoreDNS and the storage provisioner are available
 #   scripts/e2e/cluster.sh down   delete it
 #   scripts/e2e/cluster.sh path   print which path applies here: online or offline
 #
@@ -66,6 +66,10 @@ wait_ready() {
   "$kubectl" --context "$context" -n kube-system rollout status deployment/coredns --timeout="${READY_SECONDS}s" \
     >/dev/null || die "CoreDNS did not become available within ${READY_SECONDS}s"
   log "CoreDNS available after $((SECONDS - start))s"
+  # kind's default StorageClass "standard" (local-path): the ledger's PVC needs its provisioner.
+  "$kubectl" --context "$context" -n local-path-storage rollout status deployment/local-path-provisioner \
+    --timeout="${READY_SECONDS}s" >/dev/null || die "the local-path provisioner did not become available"
+  log "storage provisioner available after $((SECONDS - start))s"
 }
 
 exists() { grep -qx "$CLUSTER" <<<"$("$kind" get clusters 2>/dev/null)"; }

@@ -12,6 +12,7 @@
 #   DISTSUM_CACHE_DIR         cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
 KUBERNETES_VERSION=v1.34.2 # keep in step with scripts/e2e/k8s-binaries.sh
+KIND_VERSION=v0.33.0       # keep in step with scripts/go-tool.sh
 # kind's default pod subnet; kindnetd is not available offline, so kind runs with disableDefaultCNI
 # (k8s/kind/e2e-offline.yaml) and this static bridge network serves the single node's pods.
 POD_SUBNET=10.244.0.0/24
@@ -48,7 +49,7 @@ in_node() { docker exec "$node" "$@"; }
 log "copying the Kubernetes $KUBERNETES_VERSION binaries into the node"
 for binary in kubelet kubeadm kubectl; do docker cp "$k8s_bin/$binary" "$node:/usr/bin/$binary"; done
 docker cp "$crictl" "$node:/usr/local/bin/crictl"
-in_node sh -c "mkdir -p /kind /etc/cni/net.d && echo $KUBERNETES_VERSION >/kind/version"
+in_node sh -c "mkdir -p /kind/manifests /etc/cni/net.d && echo $KUBERNETES_VERSION >/kind/version"
 docker exec -i "$node" sh -c 'cat >/etc/cni/net.d/10-bridge.conflist' <<CONFLIST
 {
   "cniVersion": "0.4.0",
@@ -62,6 +63,23 @@ docker exec -i "$node" sh -c 'cat >/etc/cni/net.d/10-bridge.conflist' <<CONFLIST
   ]
 }
 CONFLIST
+
+# kind's default storage: the local-path-provisioner manifest `kind build node-image` writes, taken from
+# kind's module with its image constants filled in. Without it kind falls back to the in-tree host-path
+# provisioner, whose root-owned 0755 directories a non-root pod (the ledger, uid 10001) cannot write.
+kind_storage="$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -er .Dir)/pkg/build/nodeimage/const_storage.go"
+awk '
+  /^const storage(Provisioner|Helper)Image = "/ { split($0, q, "\""); image[$2] = q[2] }
+  /^const defaultStorageManifest = `$/ { on = 1; next }
+  on && /^`$/ { exit }
+  on {
+    line = $0
+    for (name in image) gsub("` \\+ " name " \\+ `", image[name], line)
+    print line
+  }
+' "$kind_storage" >"$docker_cache/default-storage.yaml"
+grep -q "rancher.io/local-path" "$docker_cache/default-storage.yaml" || die "no storage manifest in $kind_storage"
+docker cp "$docker_cache/default-storage.yaml" "$node:/kind/manifests/default-storage.yaml"
 
 log "importing ${#images[@]} images into the node's containerd"
 docker exec -d "$node" containerd
