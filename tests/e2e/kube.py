@@ -91,6 +91,16 @@ def wait_job_complete(batch: Any, namespace: str, name: str, timeout: float) -> 
     wait_until(done, timeout, f"job {namespace}/{name} to succeed", 1.0)
 
 
+def service_with_port(core: Any, namespace: str, release: str, port: int) -> str:
+    """svc/<name> of the release's Service that exposes `port` (names follow the release)."""
+    services = core.list_namespaced_service(
+        namespace, label_selector=f"app.kubernetes.io/instance={release}"
+    ).items
+    names = [s.metadata.name for s in services if any(p.port == port for p in s.spec.ports)]
+    assert len(names) == 1, f"services exposing {port}: {names}"
+    return f"svc/{names[0]}"
+
+
 @contextmanager
 def port_forward(settings: Settings, namespace: str, target: str, port: int) -> Iterator[str]:
     """`kubectl port-forward TARGET :PORT` on a free local port; yields 127.0.0.1:<local port>."""

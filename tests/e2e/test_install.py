@@ -10,7 +10,7 @@ import pytest
 from devstack.services import grpc_health_status, http_json, wait_until
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 from tests.e2e.conftest import Release, kubernetes
-from tests.e2e.kube import Settings, port_forward, run, wait_pods_ready
+from tests.e2e.kube import Settings, port_forward, run, service_with_port, wait_pods_ready
 from tests.services import new_id
 
 READY_SECONDS = 180
@@ -44,20 +44,13 @@ def test_helm_test_passes(settings: Settings, release: Release) -> None:
     assert "Failed" not in output, output
 
 
-def service_with_port(core: Any, release: Release, port: int) -> str:
-    """svc/<name> of the release's Service that exposes `port` (names follow the release)."""
-    services = core.list_namespaced_service(
-        release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
-    ).items
-    names = [s.metadata.name for s in services if any(p.port == port for p in s.spec.ports)]
-    assert len(names) == 1, f"services exposing {port}: {names}"
-    return f"svc/{names[0]}"
-
-
 def test_an_add_through_port_forward_reaches_the_ledger(
     core: Any, settings: Settings, release: Release
 ) -> None:
-    sum_svc, ledger_svc = service_with_port(core, release, 50051), service_with_port(core, release, 8080)
+    sum_svc, ledger_svc = (
+        service_with_port(core, release.namespace, release.name, 50051),
+        service_with_port(core, release.namespace, release.name, 8080),
+    )
     with (
         port_forward(settings, release.namespace, sum_svc, 50051) as sum_target,
         port_forward(settings, release.namespace, ledger_svc, 8080) as ledger_target,
