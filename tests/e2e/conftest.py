@@ -54,9 +54,17 @@ def core(api: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def namespace(core: Any) -> Iterator[str]:
+def batch(api: Any) -> Any:
+    return kubernetes.client.BatchV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def apps(api: Any) -> Any:
+    return kubernetes.client.AppsV1Api(api)
+
+
+def restricted_namespace(core: Any, name: str) -> Iterator[str]:
     """A fresh namespace whose pods the API server admits only under the restricted standard."""
-    name = f"distsum-e2e-{uuid.uuid4().hex[:6]}"
     labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
     core.create_namespace({"metadata": {"name": name, "labels": labels}})
     yield name
@@ -64,14 +72,25 @@ def namespace(core: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(api: Any, core: Any, namespace: str, settings: Settings) -> str:
+def namespace(core: Any) -> Iterator[str]:
+    """The release's namespace."""
+    yield from restricted_namespace(core, f"distsum-e2e-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="session")
+def monitoring_namespace(core: Any, namespace: str) -> Iterator[str]:
+    """Stands in for Prometheus' namespace: the chart's NetworkPolicies let it reach the metrics ports."""
+    yield from restricted_namespace(core, f"{namespace}-mon")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(apps: Any, batch: Any, core: Any, namespace: str, settings: Settings) -> str:
     """One KRaft node in the namespace, and the chart's two topics on it."""
     deployment, service = kafka_manifests(namespace, settings.kafka_image)
-    kubernetes.client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
+    apps.create_namespaced_deployment(namespace, deployment)
     core.create_namespaced_service(namespace, service)
     wait_pods_ready(core, namespace, "app.kubernetes.io/name=kafka", 1, KAFKA_READY_SECONDS)
     bootstrap = f"kafka.{namespace}.svc.cluster.local:9092"
-    batch = kubernetes.client.BatchV1Api(api)
     sum_image = f"distributed-sum/sum-svc:{settings.image_tag}"
     batch.create_namespaced_job(namespace, topics_job(bootstrap, sum_image))
     wait_job_complete(batch, namespace, "kafka-topics", KAFKA_READY_SECONDS)
@@ -83,9 +102,16 @@ class Release:
     name: str
     namespace: str
 
+    def selector(self, component: str) -> str:
+        return f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component={component}"
+
+    @property
+    def sum_image(self) -> str:
+        return f"distributed-sum/sum-svc:{Settings.from_env().image_tag}"
+
 
 @pytest.fixture(scope="session")
-def release(settings: Settings, namespace: str, kafka_bootstrap: str) -> Release:
+def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka_bootstrap: str) -> Release:
     """The chart with the external-Kafka and minimal values, our images, `helm upgrade --install --wait`."""
     run(
         settings.helm, "upgrade", "--install", RELEASE, str(CHART),
@@ -95,6 +121,7 @@ def release(settings: Settings, namespace: str, kafka_bootstrap: str) -> Release
         "--set", f"kafka.externalBootstrapServers={kafka_bootstrap}",
         # The in-cluster broker has no fixed address: allow egress to any destination on its port.
         "--set-json", "networkPolicy.externalKafka.to=[]",
+        "--set", f"networkPolicy.monitoringNamespace={monitoring_namespace}",
         "--set", f"image.tag={settings.image_tag}",
         "--wait", "--timeout", HELM_TIMEOUT,
         timeout=600,

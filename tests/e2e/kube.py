@@ -185,29 +185,47 @@ for name, future in admin.create_topics(topics, request_timeout=30).items():
 """
 
 
-def topics_job(bootstrap: str, image: str) -> dict[str, Any]:
-    """A Job that creates the chart's two topics, run from the sum image (it has confluent_kafka)."""
+def python_job(name: str, image: str, script: str, *args: str) -> dict[str, Any]:
+    """A Job running `python -c script args...` from one of our images, as the restricted standard wants."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "kafka-topics"},
+        "metadata": {"name": name},
         "spec": {
             "backoffLimit": 5,
             "template": {
+                "metadata": {"labels": {"app.kubernetes.io/part-of": "distsum-e2e", "job-name": name}},
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "securityContext": POD_SECURITY,
                     "automountServiceAccountToken": False,
                     "containers": [
                         {
-                            "name": "topics",
+                            "name": "probe",
                             "image": image,
                             "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-c", TOPICS_SCRIPT, bootstrap],
+                            "command": ["python", "-c", script, *args],
                             "securityContext": CONTAINER_SECURITY,
                         }
                     ],
-                }
+                },
             },
         },
     }
+
+
+def topics_job(bootstrap: str, image: str) -> dict[str, Any]:
+    """A Job that creates the chart's two topics, run from the sum image (it has confluent_kafka)."""
+    return python_job("kafka-topics", image, TOPICS_SCRIPT, bootstrap)
+
+
+def run_in_cluster(batch: Any, core: Any, namespace: str, job: dict[str, Any], timeout: float) -> str:
+    """Run a Job to completion and return the log of its successful pod."""
+    name = job["metadata"]["name"]
+    batch.create_namespaced_job(namespace, job)
+    wait_job_complete(batch, namespace, name, timeout)
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+    done = [p for p in pods if p.status.phase == "Succeeded"]
+    assert done, f"no succeeded pod of job {namespace}/{name}"
+    log: str = core.read_namespaced_pod_log(done[0].metadata.name, namespace)
+    return log
