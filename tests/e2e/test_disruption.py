@@ -69,10 +69,14 @@ def load_while(
     job = python_job(name, release.sum_image, LOAD_SCRIPT, f"{target}:50051", str(LOAD), str(CLIENTS))
     batch.create_namespaced_job(release.namespace, job)
     third = before["count"] + LOAD // 3
-    wait_until(
-        lambda: ledger_reading(settings, core, release)["count"] >= third, SECONDS, "a third counted", 1.0
-    )
+
+    def a_third() -> dict[str, Any] | None:
+        body = ledger_reading(settings, core, release)
+        return body if body["count"] >= third else None
+
+    at_disruption = wait_until(a_third, SECONDS, "a third counted", 0.5)
     disrupt()
+    assert at_disruption["count"] < before["count"] + LOAD, "the load ended before the disruption"
     wait_job_complete(batch, release.namespace, name, SECONDS)
     pods = core.list_namespaced_pod(release.namespace, label_selector=f"job-name={name}").items
     logs = "".join(
