@@ -27,7 +27,7 @@ context="kind-$CLUSTER"
 # kind's own default node image reference, read from the pinned kind module (not repeated here).
 online_image() {
   local dir
-  dir="$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -er .Dir)" || die "cannot read the kind module"
+  dir="$(go_module_dir "sigs.k8s.io/kind@$KIND_VERSION")"
   sed -nE 's/^const Image = "(.*)"$/\1/p' "$dir/pkg/apis/config/defaults/image.go"
 }
 

@@ -19,7 +19,7 @@ commands=(kubelet kubeadm kubectl kube-apiserver kube-controller-manager kube-sc
 grep -qx "require k8s.io/kubernetes $KUBERNETES_VERSION" "$module/go.mod" \
   || die "$module/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION (run its update-lock.sh)"
 # Bump when the build below changes (flags, commands), so binaries built by an older recipe are not reused.
-recipe=1
+recipe=2
 key="$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-8)"
 out="$cache_root/kubernetes/$KUBERNETES_VERSION-$key-r$recipe"
 
@@ -36,7 +36,8 @@ if ! built; then
   # Upstream's release build stamps the version through these variables (hack/lib/version.sh); kubeadm
   # derives the control-plane image tags from gitVersion, so it must be the exact release.
   minor="${KUBERNETES_VERSION#v1.}"
-  build_date="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | jq -r .Time)"
+  # The release's commit time, as the module proxy records it: the same stamp on every machine.
+  build_date="$(go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "k8s.io/kubernetes@$KUBERNETES_VERSION")"
   ldflags="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"

@@ -20,7 +20,7 @@ kind_base="${1:?usage: $0 KIND_BASE_IMAGE}"
 k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
 mapfile -t refs < <("$k8s_bin/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION")
 ((${#refs[@]} == 7)) || die "kubeadm listed ${#refs[@]} images, expected 7: ${refs[*]}"
-kind_dir="$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -er .Dir)"
+kind_dir="$(go_module_dir "sigs.k8s.io/kind@$KIND_VERSION")"
 kind_config="$kind_dir/images/base/files/etc/containerd/config.toml"
 sandbox="$(sed -nE 's/^ *sandbox_image = "(.*)"/\1/p' "$kind_config")"
 [[ -n $sandbox ]] || die "no sandbox_image in $kind_config"

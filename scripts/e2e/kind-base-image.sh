@@ -41,8 +41,7 @@ if ! present "$rootfs_tag"; then
   docker import --change 'ENV container=docker' --change 'CMD ["/sbin/init"]' "$rootfs_tar" "$rootfs_tag" >/dev/null
 fi
 
-kind_dir="$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -er .Dir)" \
-  || die "cannot download the kind $KIND_VERSION module"
+kind_dir="$(go_module_dir "sigs.k8s.io/kind@$KIND_VERSION")"
 ctx="$(mktemp -d "$docker_cache/kind-base/context.XXXXXX")"
 trap 'rm -rf -- "$ctx"' EXIT
 cp -r "$kind_dir/images/base/files" "$ctx/files"

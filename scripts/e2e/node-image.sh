@@ -77,7 +77,7 @@ CONFLIST
 # kind's default storage: the local-path-provisioner manifest `kind build node-image` writes, taken from
 # kind's module with its image constants filled in. Without it kind falls back to the in-tree host-path
 # provisioner, whose root-owned 0755 directories a non-root pod (the ledger, uid 10001) cannot write.
-kind_storage="$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -er .Dir)/pkg/build/nodeimage/const_storage.go"
+kind_storage="$(go_module_dir "sigs.k8s.io/kind@$KIND_VERSION")/pkg/build/nodeimage/const_storage.go"
 awk '
   /^const storage(Provisioner|Helper)Image = "/ { split($0, q, "\""); image[$2] = q[2] }
   /^const defaultStorageManifest = `$/ { on = 1; next }
