@@ -33,13 +33,18 @@ ctx="$(mktemp -d)"
 build_log="$docker_cache/k8s-images.log"
 trap 'rm -rf -- "$ctx"' EXIT
 
-# build REF FROM [BINARY [ENTRYPOINT]]: an image FROM with BINARY in /usr/local/bin, tagged REF.
+# build REF FROM [BINARY [ENTRYPOINT]]: an image FROM with BINARY in /usr/local/bin, tagged REF. An
+# image of that name made from the same inputs (the binary's cache path carries its version and recipe)
+# is kept.
 build() {
-  local ref=$1 from=$2 binary=${3:-} entrypoint=${4:-}
-  present "$ref" && return 0
+  local ref=$1 from=$2 binary=${3:-} entrypoint=${4:-} inputs
+  inputs="$from $binary $entrypoint"
+  [[ $(docker image inspect -f '{{index .Config.Labels "distsum.e2e.inputs"}}' "$ref" 2>/dev/null) == "$inputs" ]] \
+    && return 0
   rm -rf "${ctx:?}"/*
   {
     echo "FROM $from"
+    echo "LABEL distsum.e2e.inputs=\"$inputs\""
     if [[ -n $binary ]]; then
       cp "$binary" "$ctx/"
       echo "COPY $(basename "$binary") /usr/local/bin/"

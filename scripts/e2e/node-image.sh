@@ -24,7 +24,8 @@ source "$repo/scripts/docker/lib.sh"
 base="$("$repo/scripts/e2e/kind-base-image.sh" | tail -n 1)"
 k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
 crictl="$("$repo/scripts/go-tool.sh" crictl)"
-tools=("$("$repo/scripts/go-tool.sh" etcd)" "$("$repo/scripts/go-tool.sh" coredns)" "$("$repo/scripts/go-tool.sh" pause)")
+tools=()
+for tool in etcd coredns pause local-path-provisioner; do tools+=("$("$repo/scripts/go-tool.sh" "$tool")"); done
 key="$(printf '%s\n' "$base" "$k8s_bin" "$crictl" "${tools[@]}" \
   | cat - "${BASH_SOURCE[0]}" "$repo/scripts/e2e/k8s-images.sh" | sha256sum | cut -c1-10)"
 tag="distsum-e2e/node:$KUBERNETES_VERSION-$key"
