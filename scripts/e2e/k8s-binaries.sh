@@ -4,7 +4,7 @@
 #
 # No release binaries are downloaded: the wrapper module tools/go/kubernetes requires k8s.io/kubernetes
 # at KUBERNETES_VERSION (go.sum committed, so every module is checksummed). The result is cached under
-# the version and a hash of the module files, so warm runs cost nothing. A cold build takes ~15-20 min
+# the version and a hash of the module files, so warm runs cost nothing. A cold build takes ~7 min
 # on 2 cores.
 #   DISTSUM_CACHE_DIR   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
@@ -46,7 +46,7 @@ if ! built; then
   tmp="$(mktemp -d "$out.tmp.XXXXXX")"
   chmod 0755 "$tmp"
   trap 'rm -rf -- "$tmp"' EXIT
-  log "building Kubernetes $KUBERNETES_VERSION (${commands[*]}) into $out; ~15-20 min cold on 2 cores"
+  log "building Kubernetes $KUBERNETES_VERSION (${commands[*]}) into $out; ~7 min cold on 2 cores"
   SECONDS=0
   (cd "$module" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
     "${commands[@]/#/k8s.io/kubernetes/cmd/}") || die "go build of Kubernetes failed"
