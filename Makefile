@@ -8,10 +8,10 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv proto proto-check lint kafka images test test-unit test-integration test-chart test-deploy \
-	test-promql test-containers run clean cluster-up cluster-down
+	test-promql test-containers run clean cluster-up cluster-down e2e e2e-up e2e-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
 $(INSTALLED): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,19 @@ cluster-up: ## kind cluster "distsum" with Strimzi, monitoring, Loki, Tempo, All
 
 cluster-down: ## delete the kind cluster "distsum"
 	scripts/cluster/down.sh
+
+e2e: $(INSTALLED) ## the chart on a real kind cluster, built offline where no registry answers (tests/e2e)
+	@if scripts/docker/engine.sh check; then \
+		scripts/e2e/run.sh; \
+	else \
+		echo "e2e: SKIPPED, no Docker engine can run here (see the reason above)"; \
+	fi
+
+e2e-up: ## create (or reuse) the e2e kind cluster "distsum-e2e" and wait until it is ready
+	scripts/e2e/cluster.sh up
+
+e2e-down: ## delete the e2e kind cluster "distsum-e2e"
+	scripts/e2e/cluster.sh down
 
 clean: ## remove local state (.run) and caches; keeps .venv and the Kafka jar cache
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,3 +24,12 @@ apt_install() {
       || die "apt-get install $* failed; see $apt_log"
   fi
 }
+
+# go_module_dir MODULE@VERSION: fetch a Go module through the module proxy (verified against the Go
+# checksum database) into the module cache and print the directory of its source.
+go_module_dir() {
+  local dir
+  dir="$(go mod download -json "$1" | sed -nE 's/^\t"Dir": "(.*)",?$/\1/p')"
+  [[ -n $dir && -d $dir ]] || die "cannot download the Go module $1"
+  echo "$dir"
+}

@@ -10,6 +10,9 @@
 # client finds it; its log and pidfile live in the cache:
 #   DISTSUM_CACHE_DIR                  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 #   DISTSUM_DOCKER_STORAGE_DRIVER      force a storage driver (default: overlay2, else fuse-overlayfs, else vfs)
+#
+# Where the capability bounding set lacks CAP_SYS_RESOURCE, dockerd gets a runc wrapper as its default
+# runtime before it starts (see configure_runtime), so privileged containers (kind nodes) can run.
 set -euo pipefail
 me=engine
 # shellcheck source=scripts/docker/lib.sh
@@ -70,8 +73,30 @@ network_args() {
   echo "--iptables=false --bridge=none"
 }
 
+# Host workaround, applied only where lacks_sys_resource: `docker run --privileged` asks runc for every
+# capability and fails with "unable to apply caps: operation not permitted" when the bounding set lacks
+# one. kind runs its nodes privileged, so dockerd gets runc-nosysres (next to this script) as its default
+# runtime: it drops CAP_SYS_RESOURCE from each container's OCI spec and runs the real runc. Merged
+# into /etc/docker/daemon.json, which dockerd reads when it starts.
+nosysres_runtime=/usr/local/bin/distsum-runc-nosysres
+configure_runtime() {
+  lacks_sys_resource || return 0
+  command -v jq >/dev/null || apt_install jq
+  install -m 0755 "$(dirname -- "${BASH_SOURCE[0]}")/runc-nosysres" "$nosysres_runtime"
+  local config=/etc/docker/daemon.json merged
+  mkdir -p /etc/docker
+  [[ -s $config ]] || echo '{}' >"$config"
+  merged="$(jq --arg path "$nosysres_runtime" \
+    '.runtimes["runc-nosysres"] = {path: $path} | .["default-runtime"] = "runc-nosysres"' "$config")" \
+    || die "cannot merge the runc wrapper into $config"
+  [[ $merged == "$(jq . "$config")" ]] && return 0
+  log "this machine lacks CAP_SYS_RESOURCE: registering $nosysres_runtime as dockerd's default runtime in $config"
+  printf '%s\n' "$merged" >"$config"
+}
+
 start_dockerd() {
   local args
+  configure_runtime
   # shellcheck disable=SC2207 # the helpers print whitespace-separated flags
   args=($(storage_args) $(network_args))
   log "starting dockerd ${args[*]} (log: $daemon_log)"

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build the local Kafka image for the e2e cluster and print its tag (last line of stdout): one KRaft
+# node (broker + controller) from the same hash-verified Apache Kafka jars tools/kafka/fetch-kafka.sh
+# fetches from Maven Central, on a debootstrapped Debian bookworm with the JRE from apt. It runs as uid
+# 10001 with a read-only root filesystem; all state lives under /var/lib/kafka (mount a volume there).
+# On a machine with internet the e2e run uses Strimzi instead; no Kafka image can be pulled here.
+#
+# Container environment:
+#   KAFKA_ADVERTISED_HOST   host name clients are given (default: the pod's IP)
+#   KAFKA_NUM_PARTITIONS    default partitions of new topics (default 6)
+#   KAFKA_HEAP              JVM heap (default 512m)
+set -euo pipefail
+SUITE=bookworm
+PACKAGES=openjdk-17-jre-headless,ca-certificates
+me="kafka-image"
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+# shellcheck source=scripts/docker/lib.sh
+source "$repo/scripts/docker/lib.sh"
+
+libs="$("$repo/tools/kafka/fetch-kafka.sh" | tail -n 1)"
+kafka_version="$(sed -n 's/^KAFKA_VERSION=//p' "$repo/tools/kafka/fetch-kafka.sh")"
+recipe="$(cat "${BASH_SOURCE[0]}" "$repo/tools/kafka/jars.sha256" | sha256sum | cut -c1-8)"
+tag="distsum-e2e/kafka:$kafka_version-$recipe"
+if present "$tag"; then
+  echo "$tag"
+  exit 0
+fi
+
+packages_key="$(sha256sum <<<"$PACKAGES" | cut -c1-8)"
+rootfs_tar="$docker_cache/kafka/debian-$SUITE-jre-$packages_key.tar.gz"
+jre_tag="distsum-e2e/debian-jre:$SUITE-$packages_key"
+if ! present "$jre_tag"; then
+  [[ -s $rootfs_tar ]] || make_rootfs_tar "$SUITE" "$PACKAGES" "$rootfs_tar"
+  docker import --change 'ENV LANG=C.UTF-8' "$rootfs_tar" "$jre_tag" >/dev/null
+fi
+
+ctx="$(mktemp -d "$docker_cache/kafka/context.XXXXXX")"
+trap 'rm -rf -- "$ctx"' EXIT
+cp -r "$libs" "$ctx/libs"
+cat >"$ctx/kafka-kraft" <<'SCRIPT'
+#!/bin/sh
+# Start a single KRaft node, formatting its storage on first start.
+set -eu
+data=/var/lib/kafka
+host="${KAFKA_ADVERTISED_HOST:-$(hostname -i | cut -d' ' -f1)}"
+mkdir -p "$data/logs" "$data/kraft"
+cat >"$data/server.properties" <<PROPERTIES
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://$host:9092
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$data/kraft
+num.partitions=${KAFKA_NUM_PARTITIONS:-6}
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPERTIES
+set -- -Xmx"${KAFKA_HEAP:-512m}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+  -Dkafka.logs.dir="$data/logs" -Dlog4j2.configurationFile=/opt/kafka/log4j2.properties -cp '/opt/kafka/libs/*'
+if [ ! -f "$data/kraft/meta.properties" ]; then
+  # Kafka's Uuid text form: URL-safe base64 of 16 bytes, unpadded, not starting with '-'.
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | sed 's/^-/A/')"
+  java "$@" kafka.tools.StorageTool format --config "$data/server.properties" --cluster-id="$cluster_id"
+fi
+exec java "$@" kafka.Kafka "$data/server.properties"
+SCRIPT
+cat >"$ctx/log4j2.properties" <<'LOG4J'
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d{HH:mm:ss,SSS}] %-5p %m (%c{1})%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = STDOUT
+logger.raft.name = org.apache.kafka.raft
+logger.raft.level = WARN
+logger.config.name = org.apache.kafka.common.config
+logger.config.level = WARN
+LOG4J
+chmod 0755 "$ctx/kafka-kraft"
+chmod -R a+rX "$ctx"
+cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $jre_tag
+COPY libs/ /opt/kafka/libs/
+COPY log4j2.properties /opt/kafka/
+COPY kafka-kraft /usr/local/bin/
+RUN mkdir -p /var/lib/kafka && chown 10001:10001 /var/lib/kafka
+USER 10001:10001
+VOLUME /var/lib/kafka
+EXPOSE 9092
+ENTRYPOINT ["/usr/local/bin/kafka-kraft"]
+LABEL org.opencontainers.image.description="Apache Kafka $kafka_version, one KRaft node, made by scripts/e2e/kafka-image.sh"
+DOCKERFILE
+log "building $tag"
+build_log="$docker_cache/kafka/build.log"
+docker build -t "$tag" "$ctx" >"$build_log" 2>&1 || die "docker build of $tag failed; see $build_log"
+echo "$tag"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make e2e`: the end-to-end tests (tests/e2e) against a real kind cluster.
+#   1. the cluster distsum-e2e (cluster.sh up: online or offline path, printed);
+#   2. our images (make images) and the local Kafka image (kafka-image.sh), loaded into the node;
+#   3. pytest tests/e2e against the context kind-distsum-e2e;
+#   4. the cluster is deleted again, unless DISTSUM_E2E_KEEP=1.
+#   DISTSUM_E2E_PATH=online|offline   force a path (see cluster.sh)
+#   DISTSUM_E2E_KEEP=1                keep the cluster (a later run reuses it)
+#   PYTEST_ARGS                       extra pytest arguments, e.g. "-k helm -x"
+set -euo pipefail
+me="e2e"
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+# shellcheck source=scripts/lib.sh
+source "$repo/scripts/lib.sh"
+cd "$repo"
+image_tag=dev # what make images tags besides the version
+
+path="$(scripts/e2e/cluster.sh path)"
+export DISTSUM_E2E_PATH="$path"
+if [[ ${DISTSUM_E2E_KEEP:-0} != 1 ]]; then
+  trap 'scripts/e2e/cluster.sh down || true' EXIT
+fi
+timed() {
+  local start=$SECONDS
+  "$@"
+  log "$* took $((SECONDS - start))s"
+}
+timed scripts/e2e/cluster.sh up
+timed scripts/docker/build-images.sh
+# Kafka from the verified jars on both paths for now (Strimzi on the online path is still to come).
+DISTSUM_E2E_KAFKA_IMAGE="$(timed scripts/e2e/kafka-image.sh | tail -n 1)"
+export DISTSUM_E2E_KAFKA_IMAGE
+images=("distributed-sum/sum-svc:$image_tag" "distributed-sum/ledger-svc:$image_tag" "$DISTSUM_E2E_KAFKA_IMAGE")
+if [[ $path == offline ]]; then
+  DISTSUM_E2E_KUBECTL="$(scripts/e2e/k8s-binaries.sh | tail -n 1)/kubectl"
+else
+  DISTSUM_E2E_KUBECTL="$(command -v kubectl)" || die "kubectl is needed on the online path"
+fi
+export DISTSUM_E2E_KUBECTL DISTSUM_E2E_IMAGE_TAG="$image_tag"
+DISTSUM_E2E_HELM="$(scripts/go-tool.sh helm)"
+export DISTSUM_E2E_HELM DISTSUM_E2E_CONTEXT=kind-distsum-e2e
+timed "$(scripts/go-tool.sh kind)" load docker-image --name distsum-e2e "${images[@]}"
+# shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
+timed .venv/bin/pytest tests/e2e ${PYTEST_ARGS:-}

@@ -1,0 +1,129 @@
+"""The chart installed on a real cluster: a fresh namespace enforcing the restricted Pod Security
+Standard, a one-node Kafka (the chart's external-Kafka values), and `helm upgrade --install --wait`.
+
+Run through `make e2e` (scripts/e2e/run.sh), which creates the kind cluster, loads the images and
+exports DISTSUM_E2E_*; without a reachable cluster every test here is skipped with the reason."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.e2e.kube import (
+    CHART,
+    Settings,
+    kafka_manifests,
+    run,
+    topics_job,
+    wait_job_complete,
+    wait_pods_ready,
+)
+
+kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes client is in requirements/dev.lock")
+
+RELEASE = "distsum"
+HELM_TIMEOUT = "5m"
+KAFKA_READY_SECONDS = 180
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    found = Settings.from_env()
+    if not (found.kubectl and found.helm and found.kafka_image):
+        pytest.skip("needs kubectl, helm and the local Kafka image: run `make e2e`")
+    return found
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings) -> Any:
+    try:
+        client = kubernetes.config.new_client_from_config(context=settings.context)
+        kubernetes.client.VersionApi(client).get_code(_request_timeout=10)
+    except Exception as error:  # any failure means: no cluster to test against
+        pytest.skip(f"no cluster answers for context {settings.context}: {error}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def core(api: Any) -> Any:
+    return kubernetes.client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def batch(api: Any) -> Any:
+    return kubernetes.client.BatchV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def apps(api: Any) -> Any:
+    return kubernetes.client.AppsV1Api(api)
+
+
+def restricted_namespace(core: Any, name: str) -> Iterator[str]:
+    """A fresh namespace whose pods the API server admits only under the restricted standard."""
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+    core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def namespace(core: Any) -> Iterator[str]:
+    """The release's namespace."""
+    yield from restricted_namespace(core, f"distsum-e2e-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="session")
+def monitoring_namespace(core: Any, namespace: str) -> Iterator[str]:
+    """Stands in for Prometheus' namespace: the chart's NetworkPolicies let it reach the metrics ports."""
+    yield from restricted_namespace(core, f"{namespace}-mon")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(apps: Any, batch: Any, core: Any, namespace: str, settings: Settings) -> str:
+    """One KRaft node in the namespace, and the chart's two topics on it."""
+    deployment, service = kafka_manifests(namespace, settings.kafka_image)
+    apps.create_namespaced_deployment(namespace, deployment)
+    core.create_namespaced_service(namespace, service)
+    wait_pods_ready(core, namespace, "app.kubernetes.io/name=kafka", 1, KAFKA_READY_SECONDS)
+    bootstrap = f"kafka.{namespace}.svc.cluster.local:9092"
+    sum_image = f"distributed-sum/sum-svc:{settings.image_tag}"
+    batch.create_namespaced_job(namespace, topics_job(bootstrap, sum_image))
+    wait_job_complete(batch, namespace, "kafka-topics", KAFKA_READY_SECONDS)
+    return bootstrap
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+
+    def selector(self, component: str) -> str:
+        return f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component={component}"
+
+    @property
+    def sum_image(self) -> str:
+        return f"distributed-sum/sum-svc:{Settings.from_env().image_tag}"
+
+
+@pytest.fixture(scope="session")
+def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka_bootstrap: str) -> Release:
+    """The chart with the external-Kafka and minimal values, our images, `helm upgrade --install --wait`."""
+    run(
+        settings.helm, "upgrade", "--install", RELEASE, str(CHART),
+        "--kube-context", settings.context, "--namespace", namespace,
+        "--values", str(CHART / "values-external-kafka.yaml"),
+        "--values", str(CHART / "values-minimal.yaml"),
+        "--set", f"kafka.externalBootstrapServers={kafka_bootstrap}",
+        # The in-cluster broker has no fixed address: allow egress to any destination on its port.
+        "--set-json", "networkPolicy.externalKafka.to=[]",
+        "--set", f"networkPolicy.monitoringNamespace={monitoring_namespace}",
+        "--set", f"image.tag={settings.image_tag}",
+        "--wait", "--timeout", HELM_TIMEOUT,
+        timeout=600,
+    )  # fmt: skip
+    return Release(RELEASE, namespace)

@@ -1,0 +1,231 @@
+"""What the end-to-end tests do with the cluster: the tools `make e2e` hands over, manifests, waits.
+
+Every wait polls with a deadline and names what it waited for when the deadline passes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.services import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "distributed-sum"
+
+# The restricted Pod Security Standard, as every pod the tests add (Kafka, the topic Job) runs.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What scripts/e2e/run.sh exports; a developer can set the same against any cluster."""
+
+    context: str
+    kubectl: str
+    helm: str
+    image_tag: str
+    kafka_image: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        helm = os.environ.get("DISTSUM_E2E_HELM") or shutil.which("helm") or ""
+        return cls(
+            context=os.environ.get("DISTSUM_E2E_CONTEXT", "kind-distsum-e2e"),
+            kubectl=os.environ.get("DISTSUM_E2E_KUBECTL") or shutil.which("kubectl") or "",
+            helm=helm,
+            image_tag=os.environ.get("DISTSUM_E2E_IMAGE_TAG", "dev"),
+            kafka_image=os.environ.get("DISTSUM_E2E_KAFKA_IMAGE", ""),
+        )
+
+
+def run(*args: str, timeout: float = 300) -> str:
+    """Run a command; on failure raise with its output (no secrets pass through these commands)."""
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def pod_ready(pod: Any) -> bool:
+    conditions = pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def wait_pods_ready(core: Any, namespace: str, selector: str, count: int, timeout: float) -> list[Any]:
+    """Until exactly `count` pods match `selector` and all are Ready."""
+
+    def ready() -> list[Any] | None:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        live = [p for p in pods if p.metadata.deletion_timestamp is None]
+        return live if len(live) == count and all(pod_ready(p) for p in live) else None
+
+    pods: list[Any] = wait_until(ready, timeout, f"{count} ready pod(s) {selector} in {namespace}", 1.0)
+    return pods
+
+
+def wait_job_complete(batch: Any, namespace: str, name: str, timeout: float) -> None:
+    def done() -> bool:
+        status = batch.read_namespaced_job_status(name, namespace).status
+        if status.failed and status.failed >= 3:
+            raise AssertionError(f"job {namespace}/{name} failed {status.failed} times")
+        return bool(status.succeeded)
+
+    wait_until(done, timeout, f"job {namespace}/{name} to succeed", 1.0)
+
+
+def service_with_port(core: Any, namespace: str, release: str, port: int) -> str:
+    """svc/<name> of the release's Service that exposes `port` (names follow the release)."""
+    services = core.list_namespaced_service(
+        namespace, label_selector=f"app.kubernetes.io/instance={release}"
+    ).items
+    names = [s.metadata.name for s in services if any(p.port == port for p in s.spec.ports)]
+    assert len(names) == 1, f"services exposing {port}: {names}"
+    return f"svc/{names[0]}"
+
+
+@contextmanager
+def port_forward(settings: Settings, namespace: str, target: str, port: int) -> Iterator[str]:
+    """`kubectl port-forward TARGET :PORT` on a free local port; yields 127.0.0.1:<local port>."""
+    kubectl = [settings.kubectl, "--context", settings.context, "-n", namespace]
+    proc = subprocess.Popen(
+        [*kubectl, "port-forward", target, f":{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:40123 -> 50051"
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, f"kubectl port-forward {target} printed: {line!r}"
+        yield f"127.0.0.1:{match.group(1)}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One KRaft node from the local image (scripts/e2e/kafka-image.sh) and its Service `kafka`."""
+    labels = {"app.kubernetes.io/name": "kafka", "app.kubernetes.io/part-of": "distsum-e2e"}
+    container = {
+        "name": "kafka",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": [
+            {"name": "KAFKA_ADVERTISED_HOST", "value": f"kafka.{namespace}.svc.cluster.local"},
+            {"name": "KAFKA_HEAP", "value": "384m"},
+        ],
+        "ports": [{"name": "kafka", "containerPort": 9092}],
+        "readinessProbe": {"tcpSocket": {"port": 9092}, "periodSeconds": 2},
+        "securityContext": CONTAINER_SECURITY,
+        "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "768Mi"}},
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/var/lib/kafka"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "kafka", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "securityContext": POD_SECURITY,
+                    "automountServiceAccountToken": False,
+                    "containers": [container],
+                    "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kafka", "labels": labels},
+        "spec": {"selector": labels, "ports": [{"name": "kafka", "port": 9092, "targetPort": 9092}]},
+    }
+    return deployment, service
+
+
+TOPICS_SCRIPT = """
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+topics = [NewTopic("sums", 6, 1), NewTopic("sums.dlq", 1, 1)]
+for name, future in admin.create_topics(topics, request_timeout=30).items():
+    try:
+        future.result(timeout=60)
+    except Exception as error:
+        if "TOPIC_ALREADY_EXISTS" not in str(error):
+            raise
+    print("topic", name, "ready")
+"""
+
+
+def python_job(name: str, image: str, script: str, *args: str) -> dict[str, Any]:
+    """A Job running `python -c script args...` from one of our images, as the restricted standard wants."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 5,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/part-of": "distsum-e2e", "job-name": name}},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": POD_SECURITY,
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "-c", script, *args],
+                            "securityContext": CONTAINER_SECURITY,
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def topics_job(bootstrap: str, image: str) -> dict[str, Any]:
+    """A Job that creates the chart's two topics, run from the sum image (it has confluent_kafka)."""
+    return python_job("kafka-topics", image, TOPICS_SCRIPT, bootstrap)
+
+
+def run_in_cluster(batch: Any, core: Any, namespace: str, job: dict[str, Any], timeout: float) -> str:
+    """Run a Job to completion and return the log of its successful pod."""
+    name = job["metadata"]["name"]
+    batch.create_namespaced_job(namespace, job)
+    wait_job_complete(batch, namespace, name, timeout)
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+    done = [p for p in pods if p.status.phase == "Succeeded"]
+    assert done, f"no succeeded pod of job {namespace}/{name}"
+    log: str = core.read_namespaced_pod_log(done[0].metadata.name, namespace)
+    return log

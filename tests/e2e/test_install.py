@@ -1,0 +1,72 @@
+"""The chart installs on a real cluster under the restricted Pod Security Standard and its pods serve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from devstack.services import grpc_health_status, http_json, wait_until
+from distsum.v1 import sum_pb2, sum_pb2_grpc
+from tests.e2e.conftest import Release, kubernetes
+from tests.e2e.kube import Settings, port_forward, run, service_with_port, wait_pods_ready
+from tests.services import new_id
+
+READY_SECONDS = 180
+
+
+def test_the_api_server_refuses_a_pod_outside_the_restricted_standard(core: Any, namespace: str) -> None:
+    pod = {
+        "metadata": {"name": "privileged"},
+        "spec": {"containers": [{"name": "c", "image": "scratch", "securityContext": {"privileged": True}}]},
+    }
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        core.create_namespaced_pod(namespace, pod, dry_run="All")
+    assert refused.value.status == 403
+    assert "violates PodSecurity" in str(refused.value.body)
+
+
+def test_every_pod_of_the_release_is_ready(core: Any, release: Release) -> None:
+    selector = f"app.kubernetes.io/instance={release.name}"
+    pods = wait_pods_ready(core, release.namespace, selector, 2, READY_SECONDS)
+    for pod in pods:
+        assert pod.spec.security_context.run_as_non_root, pod.metadata.name
+        assert pod.spec.security_context.seccomp_profile.type == "RuntimeDefault", pod.metadata.name
+
+
+def test_helm_test_passes(settings: Settings, release: Release) -> None:
+    output = run(
+        settings.helm, "test", release.name, "--kube-context", settings.context,
+        "--namespace", release.namespace, "--timeout", "3m", timeout=240,
+    )  # fmt: skip
+    assert "Phase:          Succeeded" in output, output
+    assert "Failed" not in output, output
+
+
+def test_an_add_through_port_forward_reaches_the_ledger(
+    core: Any, settings: Settings, release: Release
+) -> None:
+    sum_svc, ledger_svc = (
+        service_with_port(core, release.namespace, release.name, 50051),
+        service_with_port(core, release.namespace, release.name, 8080),
+    )
+    with (
+        port_forward(settings, release.namespace, sum_svc, 50051) as sum_target,
+        port_forward(settings, release.namespace, ledger_svc, 8080) as ledger_target,
+    ):
+        wait_until(lambda: grpc_health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
+        before = http_json(f"http://{ledger_target}/v1/total")[1]["count"]
+        request_id = new_id()
+        with grpc.insecure_channel(sum_target) as channel:
+            stub = sum_pb2_grpc.SumServiceStub(channel)
+            reply = stub.Add(sum_pb2.AddRequest(request_id=request_id, a=40, b=2), timeout=30)
+            again = stub.Add(sum_pb2.AddRequest(request_id=request_id, a=40, b=2), timeout=30)
+        assert (reply.sum, again.sum, again.replayed) == (42, 42, True)
+
+        def counted() -> dict[str, Any] | None:
+            body = http_json(f"http://{ledger_target}/v1/total")[1]
+            return body if body["count"] == before + 1 else None
+
+        total = wait_until(counted, 60, "the ledger to count the Add once", 0.5)
+        assert isinstance(total["total"], str)

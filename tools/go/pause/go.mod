@@ -1,0 +1,3 @@
+module distsum.local/tools/pause
+
+go 1.24
