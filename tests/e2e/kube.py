@@ -96,7 +96,8 @@ def service_with_port(core: Any, namespace: str, release: str, port: int) -> str
     services = core.list_namespaced_service(
         namespace, label_selector=f"app.kubernetes.io/instance={release}"
     ).items
-    names = [s.metadata.name for s in services if any(p.port == port for p in s.spec.ports)]
+    # The ledger StatefulSet's governing Service is headless and has no ports.
+    names = [s.metadata.name for s in services if any(p.port == port for p in s.spec.ports or [])]
     assert len(names) == 1, f"services exposing {port}: {names}"
     return f"svc/{names[0]}"
 

@@ -1,0 +1,61 @@
+"""`helm upgrade` traps the chart closes, on the live release: a ledger volume size a StatefulSet cannot
+take is refused with the way forward, and turning the HPA on keeps the running replica count.
+
+The module's name sorts last: it changes the shared release (and puts it back where it can)."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from devstack.services import wait_until
+from tests.e2e.conftest import Release
+from tests.e2e.kube import CHART, Settings
+
+REPLICAS = 3
+
+
+def upgrade(settings: Settings, release: Release, *sets: str) -> subprocess.CompletedProcess[str]:
+    """`helm upgrade` of the live release with its values and these --set assignments, no wait."""
+    argv = [settings.helm, "upgrade", release.name, str(CHART), "--kube-context", settings.context,
+            "--namespace", release.namespace, "--reuse-values", "--timeout", "3m"]  # fmt: skip
+    for assignment in sets:
+        argv += ["--set", assignment]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
+
+
+def test_a_new_ledger_volume_size_is_refused_with_the_way_forward(
+    settings: Settings, release: Release
+) -> None:
+    refused = upgrade(settings, release, "ledger.persistence.size=3Gi")
+    assert refused.returncode != 0, refused.stdout
+    assert "differs from the running StatefulSet" in refused.stderr, refused.stderr
+    assert "--cascade=orphan" in refused.stderr
+
+
+def test_turning_the_hpa_on_keeps_the_running_replicas(
+    apps: Any, settings: Settings, release: Release
+) -> None:
+    (deployment,) = apps.list_namespaced_deployment(
+        release.namespace, label_selector=release.selector("sum")
+    ).items
+    name = deployment.metadata.name
+    apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": REPLICAS}})
+    try:
+        done = upgrade(
+            settings, release,
+            "sum.autoscaling.enabled=true", "sum.autoscaling.minReplicas=1", "sum.autoscaling.maxReplicas=5",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # Helm would otherwise drop the field, which the API server reads as one replica at once.
+        spec = apps.read_namespaced_deployment(name, release.namespace).spec
+        assert spec.replicas == REPLICAS
+    finally:
+        upgrade(settings, release, "sum.autoscaling.enabled=false")
+        apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": 1}})
+        wait_until(
+            lambda: apps.read_namespaced_deployment(name, release.namespace).status.ready_replicas == 1,
+            120,
+            "the sum Deployment back at one ready replica",
+            1.0,
+        )
