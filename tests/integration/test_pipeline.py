@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -203,3 +204,15 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(
     assert '"msg": "sum service stopped"' in service.process.log_path.read_text()
     body = ledger.wait_count(len(answered))
     assert body["total"] == str(sum(answered))
+
+
+def test_a_stopped_ledger_logs_its_stop_and_nothing_worse(topic: Topic, start_ledger: LedgerFactory) -> None:
+    """SIGTERM, as Kubernetes and Ctrl-C in `make run` send it, is an ordinary event."""
+    ledger = start_ledger(topic)
+    assert ledger.process.stop() == 0, ledger.process.log_tail()
+    text = ledger.process.log_path.read_text()
+    assert "Traceback" not in text, text
+    levels = {json.loads(line)["level"] for line in text.splitlines() if line.startswith("{")}
+    assert levels <= {"debug", "info"}, ledger.process.log_tail()
+    assert '"msg": "consumer stopped"' in text
+    assert '"msg": "ledger stopped"' in text
