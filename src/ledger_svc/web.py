@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from importlib import resources
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ledger_svc import consumer_status
@@ -16,6 +17,9 @@ from ledger_svc.store_reader import LedgerReader
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+ENTRIES_PARAMETERS = ("after", "limit")
+# The API's description, kept beside the code (tests/unit/test_openapi.py keeps the two in step).
+OPENAPI = resources.files("ledger_svc").joinpath("openapi.json").read_bytes()
 
 
 class BadQuery(ValueError):
@@ -58,7 +62,7 @@ def create_app(config: LedgerSettings) -> Flask:
 
     @app.get("/v1/entries")
     def entries() -> Any:
-        unknown = sorted(set(request.args) - {"after", "limit"})
+        unknown = sorted(set(request.args) - set(ENTRIES_PARAMETERS))
         if unknown:
             return _error(400, "bad_request", f"unknown query parameter(s): {', '.join(unknown)}")
         try:
@@ -108,6 +112,10 @@ def create_app(config: LedgerSettings) -> Flask:
             checks["consumer"] = status.ready(config.ready_stale_seconds, time.time())[1]
         ready = all(value == "ok" for value in checks.values())
         return jsonify(ready=ready, checks=checks), 200 if ready else 503
+
+    @app.get("/openapi.json")
+    def openapi() -> Any:
+        return Response(OPENAPI, mimetype="application/json")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
