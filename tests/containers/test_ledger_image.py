@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from devstack.kafka_broker import free_port
-from devstack.services import wait_until
+from devstack.services import http_json, wait_until
 from distsum import event_codec
 from distsum.domain import SumComputed
 from tests.conftest import Topic
@@ -87,6 +87,9 @@ def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
 
     first = start_ledger()
     assert_hardened(first.container, "ledger_svc")
+    # The API description is packaged with the code.
+    status, description = http_json(f"{first.url}/openapi.json")
+    assert status == 200 and description["openapi"] == "3.1.0", description
     produce(topic.bootstrap, topic.name, first_half)
     wait_until(lambda: first.count() >= KILL_AFTER, 60, f"{KILL_AFTER} events applied (seed {seed})", 0.01)
     applied_before_kill = first.count()
