@@ -196,18 +196,28 @@ class KafkaBroker:
                 preexec_fn=die_with_parent(),  # noqa: PLW1509
             )
 
+    def cluster_id(self) -> str:
+        """The id this broker's storage was formatted with."""
+        for line in (self._kraft_dir / "meta.properties").read_text().splitlines():
+            if line.startswith("cluster.id="):
+                return line.split("=", 1)[1].strip()
+        raise RuntimeError(f"{self._kraft_dir / 'meta.properties'} names no cluster.id")
+
     def wait_ready(self, timeout: float = 60) -> None:
-        """Block until the broker answers metadata requests, or raise RuntimeError."""
+        """Block until this broker answers metadata requests, or raise RuntimeError. Another broker
+        answering on the same port (with another cluster id) does not count."""
         if self._proc is None:
             raise RuntimeError("broker was not started")
         deadline = time.monotonic() + timeout
         admin = _admin(self.bootstrap)
+        ours = self.cluster_id()
         while self._proc.poll() is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RuntimeError(f"broker on {self.bootstrap} not ready after {timeout}s; {self._tail()}")
             try:
-                if admin.list_topics(timeout=min(1.0, remaining)).brokers:
+                metadata = admin.list_topics(timeout=min(1.0, remaining))
+                if metadata.brokers and metadata.cluster_id == ours:
                     return
             except KafkaException:
                 pass

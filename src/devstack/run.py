@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -29,6 +30,24 @@ def _port(name: str, default: int) -> int:
     return int(raw)
 
 
+def _refuse_ports_in_use(ports: dict[str, int]) -> None:
+    """Stop at once, naming the variable that moves it, when a port is taken: a broker already on the
+    Kafka port would otherwise answer in place of ours."""
+    if len(set(ports.values())) != len(ports):
+        raise SystemExit(f"two of {', '.join(f'{n}={p}' for n, p in ports.items())} name the same port")
+    for name, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # A listener refuses the bind; connections of an earlier run lingering in TIME_WAIT do not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise SystemExit(
+                    f"port {port} is already in use ({exc.strerror}): stop what holds it, or set {name} "
+                    "to another port"
+                ) from None
+
+
 def main() -> int:
     state_dir = Path(os.environ.get("DISTSUM_STATE_DIR", ROOT / ".run"))
     topic = os.environ.get("KAFKA_TOPIC", "sums")
@@ -37,12 +56,20 @@ def main() -> int:
     kafka_port, grpc_port = _port("DISTSUM_KAFKA_PORT", 9092), _port("SUM_GRPC_PORT", 50051)
     metrics_port, http_port = _port("SUM_METRICS_PORT", 9464), _port("LEDGER_HTTP_PORT", 8080)
 
+    ports = {
+        "DISTSUM_KAFKA_PORT": kafka_port,
+        "DISTSUM_KAFKA_CONTROLLER_PORT": _port("DISTSUM_KAFKA_CONTROLLER_PORT", 9093),
+        "SUM_GRPC_PORT": grpc_port,
+        "SUM_METRICS_PORT": metrics_port,
+        "LEDGER_HTTP_PORT": http_port,
+    }
+    _refuse_ports_in_use(ports)
     print("==> Apache Kafka: fetching (first run only) and verifying the broker jars", flush=True)
     broker = KafkaBroker(
         ensure_kafka_libs(),
         state_dir / "kafka",
         port=kafka_port,
-        controller_port=_port("DISTSUM_KAFKA_CONTROLLER_PORT", 9093),
+        controller_port=ports["DISTSUM_KAFKA_CONTROLLER_PORT"],
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

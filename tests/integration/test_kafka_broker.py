@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,3 +122,38 @@ def test_wait_ready_reports_a_broker_that_exits(libs_dir: Path, tmp_path: Path) 
         finally:
             broker.kill()
     assert "Address already in use" in str(info.value)
+
+
+def test_another_broker_on_the_port_is_not_taken_for_ours(
+    libs_dir: Path, broker: KafkaBroker, tmp_path: Path
+) -> None:
+    ours = KafkaBroker(libs_dir, tmp_path / "ours", port=broker.port)
+    ours.start()
+    try:
+        # The session broker answers on the port, but with another cluster id: ours fails to bind and exits.
+        with pytest.raises(RuntimeError, match="exited"):
+            ours.wait_ready(60)
+    finally:
+        ours.kill()
+
+
+def test_make_run_refuses_a_port_in_use_naming_its_variable(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "DISTSUM_STATE_DIR": str(tmp_path), "LEDGER_HTTP_PORT": str(port)}
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, "-m", "devstack.run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert run.returncode != 0
+    assert f"port {port} is already in use" in run.stderr
+    assert "LEDGER_HTTP_PORT" in run.stderr
+    assert time.monotonic() - started < 30, "refused only after starting things"
+    assert not (tmp_path / "kafka").exists(), "nothing may start before the ports are checked"
