@@ -105,6 +105,15 @@ class Release:
     def selector(self, component: str) -> str:
         return f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component={component}"
 
+    def scale_sum(self, apps: Any, replicas: int) -> str:
+        """Scale the sum Deployment; its name."""
+        (deployment,) = apps.list_namespaced_deployment(
+            self.namespace, label_selector=self.selector("sum")
+        ).items
+        name: str = deployment.metadata.name
+        apps.patch_namespaced_deployment_scale(name, self.namespace, {"spec": {"replicas": replicas}})
+        return name
+
     @property
     def sum_image(self) -> str:
         return f"distributed-sum/sum-svc:{Settings.from_env().image_tag}"

@@ -99,11 +99,7 @@ def load_while(
 def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
     apps: Any, batch: Any, core: Any, settings: Settings, release: Release
 ) -> None:
-    (deployment,) = apps.list_namespaced_deployment(
-        release.namespace, label_selector=release.selector("sum")
-    ).items
-    name = deployment.metadata.name
-    apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": 2}})
+    release.scale_sum(apps, 2)
     try:
         pods = wait_pods_ready(core, release.namespace, release.selector("sum"), 2, SECONDS)
 
@@ -112,7 +108,7 @@ def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
 
         load_while(settings, batch, core, release, name="load-sum-deleted", disrupt=delete_one)
     finally:
-        apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": 1}})
+        release.scale_sum(apps, 1)
     wait_pods_ready(core, release.namespace, release.selector("sum"), 1, SECONDS)
 
 

@@ -84,11 +84,7 @@ def test_both_metrics_endpoints_answer_from_the_monitoring_namespace(
 def test_duplicates_across_three_sum_replicas_count_once(
     apps: Any, batch: Any, core: Any, settings: Settings, release: Release
 ) -> None:
-    (deployment,) = apps.list_namespaced_deployment(
-        release.namespace, label_selector=release.selector("sum")
-    ).items
-    name = deployment.metadata.name
-    apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": REPLICAS}})
+    release.scale_sum(apps, REPLICAS)
     try:
         pods = wait_pods_ready(core, release.namespace, release.selector("sum"), REPLICAS, JOB_SECONDS)
         targets = [f"{pod.status.pod_ip}:50051" for pod in pods]
@@ -105,5 +101,5 @@ def test_duplicates_across_three_sum_replicas_count_once(
             )
         assert (body["count"], body["total"]) == (count, str(total))
     finally:
-        apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": 1}})
+        release.scale_sum(apps, 1)
     wait_pods_ready(core, release.namespace, release.selector("sum"), 1, JOB_SECONDS)

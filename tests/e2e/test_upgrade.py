@@ -36,11 +36,7 @@ def test_a_new_ledger_volume_size_is_refused_with_the_way_forward(
 def test_turning_the_hpa_on_keeps_the_running_replicas(
     apps: Any, settings: Settings, release: Release
 ) -> None:
-    (deployment,) = apps.list_namespaced_deployment(
-        release.namespace, label_selector=release.selector("sum")
-    ).items
-    name = deployment.metadata.name
-    apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": REPLICAS}})
+    name = release.scale_sum(apps, REPLICAS)
     try:
         done = upgrade(
             settings, release,
@@ -52,7 +48,7 @@ def test_turning_the_hpa_on_keeps_the_running_replicas(
         assert spec.replicas == REPLICAS
     finally:
         upgrade(settings, release, "sum.autoscaling.enabled=false")
-        apps.patch_namespaced_deployment_scale(name, release.namespace, {"spec": {"replicas": 1}})
+        release.scale_sum(apps, 1)
         wait_until(
             lambda: apps.read_namespaced_deployment(name, release.namespace).status.ready_replicas == 1,
             120,
