@@ -200,6 +200,20 @@ scheme's default), so changing the endpoint cannot silently drop spans at the po
 
 {{/* Rules across values that values.schema.json cannot express; rendered (as nothing) by sum-deployment.yaml. */}}
 {{- define "distributed-sum.validate" -}}
+{{- /* Against a cluster (install, upgrade, --dry-run=server; never plain helm template, where lookup finds
+nothing and the cluster's APIs are unknown), objects whose API the cluster does not serve are named
+with the way forward instead of failing one by one on the API server. */}}
+{{- /* The namespace's default ServiceAccount: the installer may read it (the chart creates ServiceAccounts),
+where a cluster-scoped lookup could be forbidden. */}}
+{{- if lookup "v1" "ServiceAccount" .Release.Namespace "default" }}
+{{- $m := .Values.monitoring }}
+{{- if and (or $m.serviceMonitor.enabled $m.prometheusRule.enabled) (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) }}
+{{- fail "this cluster does not serve monitoring.coreos.com/v1 (the Prometheus Operator's ServiceMonitor and PrometheusRule): install kube-prometheus-stack first (make cluster-up does), or set monitoring.serviceMonitor.enabled=false and monitoring.prometheusRule.enabled=false" }}
+{{- end }}
+{{- if and .Values.kafka.strimzi.enabled (not (.Capabilities.APIVersions.Has "kafka.strimzi.io/v1")) (not (.Capabilities.APIVersions.Has "kafka.strimzi.io/v1beta2")) }}
+{{- fail "this cluster does not serve kafka.strimzi.io/v1 (Strimzi's Kafka, KafkaNodePool and KafkaTopic): install the Strimzi operator 0.49 or newer watching this namespace, or set kafka.strimzi.enabled=false and kafka.externalBootstrapServers" }}
+{{- end }}
+{{- end }}
 {{- if and .Values.image.requireRegistry (not .Values.image.registry) }}
 {{- fail "image.registry is required here (values-production.yaml): the registry the cluster pulls distributed-sum/sum-svc and distributed-sum/ledger-svc from, e.g. --set image.registry=<registry>/<project>" }}
 {{- end }}
