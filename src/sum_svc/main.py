@@ -10,13 +10,12 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import filters, server_interceptor
 from prometheus_client import start_http_server
 
 from distsum import logs, settings, telemetry
 from distsum.v1 import sum_pb2, sum_pb2_grpc
-from sum_svc import metrics
+from sum_svc import metrics, reflection
 from sum_svc.adding import Adder
 from sum_svc.config import SumSettings
 from sum_svc.grpc_api import MetricsInterceptor, SumServicer
@@ -53,13 +52,8 @@ def main() -> None:
     )
     sum_pb2_grpc.add_SumServiceServicer_to_server(SumServicer(adder, config.publish_timeout_seconds), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable_server_reflection(
-        (
-            sum_pb2.DESCRIPTOR.services_by_name["SumService"].full_name,
-            "grpc.health.v1.Health",
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    reflection.enable(
+        server, (sum_pb2.DESCRIPTOR.services_by_name["SumService"].full_name, "grpc.health.v1.Health")
     )
     address = f"{config.grpc_host}:{config.grpc_port}"
     if server.add_insecure_port(address) == 0:

@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from devstack.kafka_broker import REPO_ROOT
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory, read_all
 from tests.services import add, new_id
@@ -122,6 +123,34 @@ def test_health_and_reflection(topic: Topic, start_sum_service: SumServiceFactor
     )
     services = {s.name for reply in replies for s in reply.list_services_response.service}
     assert {"distsum.v1.SumService", "grpc.health.v1.Health"} <= services
+
+
+def test_tools_work_by_reflection_alone(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    """grpcurl (pinned), as users and load tools reach the service: no .proto files, only reflection."""
+    ledger = start_ledger(topic)
+    service = start_sum_service(topic)
+    grpcurl = subprocess.run(
+        ["scripts/go-tool.sh", "grpcurl"], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    ).stdout.strip()
+
+    def call(*args: str) -> str:
+        done = subprocess.run(
+            [grpcurl, "-plaintext", *args], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = call(service.target, "list").split()
+    assert {"distsum.v1.SumService", "grpc.reflection.v1.ServerReflection"} <= set(listed)
+    # The method symbol, as `grpcurl describe` and `ghz --call` ask for it.
+    assert "rpc Add ( .distsum.v1.AddRequest ) returns ( .distsum.v1.AddResponse )" in call(
+        service.target, "describe", "distsum.v1.SumService.Add"
+    )
+    request = json.dumps({"request_id": new_id(), "a": 2, "b": 3})
+    assert json.loads(call("-d", request, service.target, "distsum.v1.SumService/Add"))["sum"] == "5"
+    assert ledger.wait_count(1)["total"] == "5"
 
 
 def test_cli_add_and_total(
