@@ -105,8 +105,9 @@ def images(pods: list[Any]) -> set[str]:
     return {container.image for pod in pods for container in pod.spec.containers}
 
 
-def add_and_read_total(core: Any, settings: Settings, namespace: str, operands: list[int]) -> dict[str, Any]:
-    """Add each operand (as a + 0) once and wait until the ledger counted them; the ledger's total."""
+def add_and_check_total(core: Any, settings: Settings, namespace: str, operands: list[int]) -> None:
+    """Add each operand (as a + 0) once; the ledger counts each once and its total grows by exactly their
+    sum (the topic, and the ledger's volume, outlive a release in this namespace)."""
     sum_svc = service_with_port(core, namespace, RELEASE, 50051)
     ledger_svc = service_with_port(core, namespace, RELEASE, 8080)
     with (
@@ -114,7 +115,7 @@ def add_and_read_total(core: Any, settings: Settings, namespace: str, operands: 
         port_forward(settings, namespace, ledger_svc, 8080) as ledger_target,
     ):
         wait_until(lambda: grpc_health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
-        before = http_json(f"http://{ledger_target}/v1/total")[1]["count"]
+        before = http_json(f"http://{ledger_target}/v1/total")[1]
         with grpc.insecure_channel(sum_target) as channel:
             stub = sum_pb2_grpc.SumServiceStub(channel)
             for a in operands:
@@ -122,9 +123,11 @@ def add_and_read_total(core: Any, settings: Settings, namespace: str, operands: 
 
         def counted() -> dict[str, Any] | None:
             body: dict[str, Any] = http_json(f"http://{ledger_target}/v1/total")[1]
-            return body if body["count"] == before + len(operands) else None
+            return body if body["count"] >= before["count"] + len(operands) else None
 
-        return wait_until(counted, 60, f"the ledger to count {len(operands)} Add(s)", 0.5)
+        after = wait_until(counted, 60, f"the ledger to count {len(operands)} Add(s)", 0.5)
+        assert after["count"] == before["count"] + len(operands), "each Add counted once"
+        assert int(after["total"]) == int(before["total"]) + sum(operands), "the total is exact"
 
 
 def remove_images(refs: set[str]) -> None:
@@ -152,8 +155,7 @@ def test_skaffold_run_deploys_what_it_built_and_an_add_is_counted(
             ).stdout.split()  # fmt: skip
             assert built == [built[0], tag], f"{service}: the revision label is the skaffold tag"
             assert f"distributed-sum/{service}-svc:{built[0].removeprefix('sha256:')}" in deployed
-        total = add_and_read_total(core, settings, skaffold.namespace, [40, 2])
-        assert (total["total"], total["count"]) == ("42", 2)
+        add_and_check_total(core, settings, skaffold.namespace, [40, 2])
         skaffold.run("delete")
         wait_until(
             lambda: not core.list_namespaced_pod(
@@ -204,8 +206,7 @@ def test_skaffold_dev_rolls_out_a_changed_sum_service_and_cleans_up(
         wait_until(watching, RUN_SECONDS, "skaffold dev's first deployment", 1.0)
         first = app_pods(core, skaffold.namespace)
         deployed |= images(first)
-        total = add_and_read_total(core, settings, skaffold.namespace, [5])
-        assert total["total"] == "5"
+        add_and_check_total(core, settings, skaffold.namespace, [5])
         old_sum = {pod.metadata.name for pod in first if "sum-svc" in pod.spec.containers[0].image}
 
         changed_at = time.monotonic()
@@ -229,8 +230,8 @@ def test_skaffold_dev_rolls_out_a_changed_sum_service_and_cleans_up(
         now = app_pods(core, skaffold.namespace)
         deployed |= images(now)
         assert not old_sum & {pod.metadata.name for pod in now}, "the old sum pod is gone"
-        total = add_and_read_total(core, settings, skaffold.namespace, [7])
-        assert (total["total"], total["count"]) == ("12", 2), "the ledger kept its total across the rollout"
+        # The ledger was rebuilt and restarted too (its image copies all of src/): its total carries on.
+        add_and_check_total(core, settings, skaffold.namespace, [7])
         print(f"skaffold dev: the changed sum pod served {time.monotonic() - changed_at:.0f}s after the edit")
     finally:
         # Ctrl-C, as a user stops it: skaffold uninstalls what it deployed.
