@@ -54,8 +54,10 @@ class Skaffold:
         return [
             self.binary, command, "--profile", PROFILES, "--kube-context", self.context,
             "--namespace", self.namespace, "--interactive=false", "--update-check=false",
-            # No artifact cache under ~/.skaffold; BuildKit's layer cache keeps rebuilds fast.
-            *(["--cache-artifacts=false"] if command in ("run", "dev") else []), *args,
+            # No artifact cache under ~/.skaffold; BuildKit's layer cache keeps rebuilds fast. No pruning:
+            # skaffold's pruner removes every older image of each artifact's repository, `make images`'
+            # :dev and :0.1.0 included; the tests remove the tags they made themselves.
+            *(["--cache-artifacts=false", "--no-prune=true"] if command in ("run", "dev") else []), *args,
         ]  # fmt: skip
 
     def run(self, command: str, *args: str, cwd: Path = REPO, timeout: float = RUN_SECONDS) -> str:
@@ -244,7 +246,7 @@ def test_skaffold_dev_rolls_out_a_changed_sum_service_and_cleans_up(
             dev.wait(timeout=30)
             raise
         finally:
-            remove_images(deployed)
+            remove_images(deployed | {f"distributed-sum/{s}-svc:dev-loop" for s in ("sum", "ledger")})
     wait_until(
         lambda: not core.list_namespaced_pod(
             skaffold.namespace, label_selector=f"app.kubernetes.io/instance={RELEASE}"
