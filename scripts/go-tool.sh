@@ -6,8 +6,9 @@
 # from a committed wrapper module under tools/go/<tool> instead, whose go.sum pins every dependency.
 set -euo pipefail
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx}"
 wrapper=""
+ldflags="" # extra -ldflags, for tools that read their version from a variable
 case "$tool" in
   helm)        module=helm.sh/helm/v3/cmd/helm;                        version=v3.22.0 ;;
   kubeconform) module=github.com/yannh/kubeconform/cmd/kubeconform;    version=v0.8.0 ;;
@@ -22,6 +23,12 @@ case "$tool" in
   local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=v0.0.30 ;;
   etcd)        module=go.etcd.io/etcd/server/v3;                       version=v3.6.5; wrapper=etcd ;;
   pause)       module=distsum.local/tools/pause;                       version=v1;     wrapper=pause ;;
+  # skaffold and the docker CLI plugin it needs for BuildKit builds (`docker buildx`), for make e2e.
+  # Both read their version from a variable, not from build info.
+  skaffold)    module=github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold; version=v2.24.0; wrapper=skaffold
+               ldflags="-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$version" ;;
+  buildx)      module=github.com/docker/buildx/cmd/buildx;             version=v0.38.2
+               ldflags="-X github.com/docker/buildx/version.Version=$version" ;;
   *) echo "go-tool.sh: unknown tool '$tool'" >&2; exit 2 ;;
 esac
 
@@ -42,9 +49,9 @@ if [[ ! -x "$binary" ]]; then
   mkdir -p "$bin_dir"
   # Helm and kubeconform read their version from build info; CGO off keeps the binaries static.
   if [[ -n $wrapper ]]; then
-    (cd "$wrapper" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$binary" "$module") >&2
+    (cd "$wrapper" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$binary" "$module") >&2
   else
-    CGO_ENABLED=0 GOBIN="$bin_dir" GOFLAGS=-mod=mod go install "$module@$version" >&2
+    CGO_ENABLED=0 GOBIN="$bin_dir" GOFLAGS=-mod=mod go install ${ldflags:+-ldflags "$ldflags"} "$module@$version" >&2
   fi
 fi
 echo "$binary"

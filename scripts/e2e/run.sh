@@ -2,7 +2,7 @@
 # `make e2e`: the end-to-end tests (tests/e2e) against a real kind cluster.
 #   1. the cluster distsum-e2e (cluster.sh up: online or offline path, printed);
 #   2. our images (make images) and the local Kafka image (kafka-image.sh), loaded into the node;
-#   3. pytest tests/e2e against the context kind-distsum-e2e;
+#   3. pytest tests/e2e against the context kind-distsum-e2e (with skaffold run and skaffold dev);
 #   4. the cluster is deleted again, unless DISTSUM_E2E_KEEP=1.
 #   DISTSUM_E2E_PATH=online|offline   force a path (see cluster.sh)
 #   DISTSUM_E2E_KEEP=1                keep the cluster (a later run reuses it)
@@ -40,5 +40,12 @@ export DISTSUM_E2E_KUBECTL DISTSUM_E2E_IMAGE_TAG="$image_tag"
 DISTSUM_E2E_HELM="$(scripts/go-tool.sh helm)"
 export DISTSUM_E2E_HELM DISTSUM_E2E_CONTEXT=kind-distsum-e2e
 timed "$(scripts/go-tool.sh kind)" load docker-image --name distsum-e2e "${images[@]}"
+# tests/e2e/test_skaffold.py: the pinned skaffold builds the images itself on the same base (profile
+# offline) with the buildx plugin, and loads them with kind. Building skaffold takes ~4 min once.
+DISTSUM_E2E_SKAFFOLD="$(timed scripts/go-tool.sh skaffold | tail -n 1)"
+DISTSUM_E2E_DOCKER_CONFIG="$(timed scripts/docker/buildx-config.sh | tail -n 1)"
+DISTSUM_E2E_KIND="$(scripts/go-tool.sh kind)"
+DISTSUM_E2E_BASE_IMAGE="$(scripts/docker/base-image.sh | tail -n 1)"
+export DISTSUM_E2E_SKAFFOLD DISTSUM_E2E_DOCKER_CONFIG DISTSUM_E2E_KIND DISTSUM_E2E_BASE_IMAGE
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
 timed .venv/bin/pytest tests/e2e ${PYTEST_ARGS:-}

@@ -176,3 +176,79 @@ def test_files_owned_by_the_chart_and_image_work_exist() -> None:
     if missing == [str(path.relative_to(REPO)) for path in wanted]:
         pytest.skip(f"the app chart and Dockerfiles are not in this tree yet: {', '.join(missing)}")
     assert missing == []
+
+
+# The offline profile (machines without a container registry): what scripts/docker/build-images.sh hands
+# to the build there, expressed in skaffold's terms.
+def _offline_artifacts() -> dict[str, dict[str, Any]]:
+    build = _profile("offline")["build"]
+    return {artifact["image"]: artifact for artifact in build["artifacts"]}
+
+
+def test_default_build_is_the_one_for_users_with_internet() -> None:
+    for artifact in skaffold()["build"]["artifacts"]:
+        assert set(artifact["docker"]) == {"dockerfile"}, "the public base image and no local settings"
+
+
+def test_offline_profile_is_activated_by_its_name_or_an_env_variable() -> None:
+    profile = _profile("offline")
+    assert profile["activation"] == [{"env": "DISTSUM_OFFLINE=1"}]
+    assert set(profile) == {"name", "activation", "build"}, "it changes how images are built, nothing else"
+    assert profile["build"]["local"] == skaffold()["build"]["local"]
+
+
+def test_offline_profile_builds_the_same_images_from_the_same_dockerfiles() -> None:
+    default = {artifact["image"]: artifact for artifact in skaffold()["build"]["artifacts"]}
+    offline = _offline_artifacts()
+    assert set(offline) == set(default)
+    for image, artifact in offline.items():
+        assert artifact["context"] == default[image]["context"]
+        assert artifact["docker"]["dockerfile"] == default[image]["docker"]["dockerfile"]
+
+
+def test_offline_profile_passes_the_build_arguments_of_make_images() -> None:
+    script = (REPO / "scripts/docker/base-image.sh").read_text()
+    local_base = re.search(r'^local_tag="\$\{LOCAL_BASE_IMAGE:-([^}]+)\}"$', script, re.MULTILINE)
+    assert local_base, "base-image.sh names its local base image"
+    version = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    assert version
+    for image, artifact in _offline_artifacts().items():
+        docker = artifact["docker"]
+        args = docker["buildArgs"]
+        assert args["BASE_IMAGE"] == f'{{{{default "{local_base[1]}" .LOCAL_BASE_IMAGE}}}}', image
+        assert args["VERSION"] == version[1], "keep in step with pyproject.toml"
+        assert args["REVISION"] == "{{.IMAGE_TAG}}"
+        assert docker["network"] == "host", "the engine may have no bridge (DISTSUM_BUILD_NETWORK)"
+        dockerfile = (REPO / docker["dockerfile"]).read_text()
+        for arg in args:
+            declared = re.search(rf"^ARG {arg}\b", dockerfile, re.MULTILINE)
+            assert declared, f"{docker['dockerfile']} has no ARG {arg}"
+
+
+def test_offline_profile_hands_pip_its_settings_of_this_machine() -> None:
+    for artifact in _offline_artifacts().values():
+        docker = artifact["docker"]
+        secret, *pip_args = docker["cliFlags"]
+        assert secret == '--secret=id=pip_cert,src={{default "/etc/ssl/certs/ca-certificates.crt" .PIP_CERT}}'
+        assert "--mount=type=secret,id=pip_cert" in (REPO / docker["dockerfile"]).read_text()
+        # Without a value docker reads them from the environment and skips them where unset.
+        assert pip_args == ["--build-arg=PIP_INDEX_URL", "--build-arg=PIP_EXTRA_INDEX_URL"]
+
+
+def test_external_kafka_profile_deploys_only_the_app_with_the_e2e_values() -> None:
+    deploy = _profile("external-kafka")["deploy"]
+    (app,) = _releases(deploy)
+    pins = charts_env()
+    assert (app["name"], app["chartPath"]) == (pins["APP_RELEASE"], pins["APP_CHART"])
+    assert app["valuesFiles"] == [
+        "charts/distributed-sum/values-external-kafka.yaml",
+        "charts/distributed-sum/values-minimal.yaml",
+    ]
+    templates = dict(app["setValueTemplates"])
+    assert templates.pop("kafka.externalBootstrapServers") == "{{.DISTSUM_KAFKA_BOOTSTRAP}}"
+    for image, (repository_key, tag_key) in IMAGE_VALUES.items():
+        assert templates.pop(repository_key) == f"{{{{.IMAGE_REPO_{skaffold_sanitized(image)}}}}}"
+        assert templates.pop(tag_key) == f"{{{{.IMAGE_TAG_{skaffold_sanitized(image)}}}}}"
+    assert templates == {}
+    assert app["setValues"] == {"networkPolicy.externalKafka.to": "null"}
+    assert deploy["kubeContext"] == "kind-distsum", "never whatever cluster happens to be current"

@@ -86,6 +86,11 @@ def monitoring_namespace(core: Any, namespace: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(apps: Any, batch: Any, core: Any, namespace: str, settings: Settings) -> str:
     """One KRaft node in the namespace, and the chart's two topics on it."""
+    return start_kafka(apps, batch, core, namespace, settings)
+
+
+def start_kafka(apps: Any, batch: Any, core: Any, namespace: str, settings: Settings) -> str:
+    """One KRaft node in `namespace` and the chart's two topics on it; its bootstrap address."""
     deployment, service = kafka_manifests(namespace, settings.kafka_image)
     apps.create_namespaced_deployment(namespace, deployment)
     core.create_namespaced_service(namespace, service)
