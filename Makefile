@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv proto proto-check lint kafka images test test-unit test-integration test-chart test-deploy \
-	test-promql test-containers run clean cluster-up cluster-down e2e e2e-up e2e-down
+	test-promql test-containers run clean cluster-up cluster-down e2e e2e-up e2e-down loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -84,6 +84,9 @@ e2e-up: ## create (or reuse) the e2e kind cluster "distsum-e2e" and wait until i
 
 e2e-down: ## delete the e2e kind cluster "distsum-e2e"
 	scripts/e2e/cluster.sh down
+
+loadtest: ## the k6 load test as a Job in the current kubectl context's cluster; prints k6's summary, fails like k6
+	scripts/loadtest.sh
 
 clean: ## remove local state (.run) and caches; keeps .venv and the Kafka jar cache
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis
