@@ -1,0 +1,229 @@
+"""The k6 load test (loadtest/): the script types against the pinned k6 definitions (k6 itself cannot run
+here), the chart renders a valid, restricted Job aimed at the app chart's Services, and `make loadtest`
+exits with k6's status, run against a stand-in kubectl."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.chart_tools import (
+    Rendered,
+    env_of,
+    helm_binary,
+    kube_score_binary,
+    kube_version,
+    kubeconform,
+)
+from tests.chart.test_kube_score import DECIDED_AGAINST, IGNORE_CPU_LIMIT
+from tests.deploy.layout import REPO, shell_assignment
+from tests.deploy.stand_ins import BASH, recorded_calls, stand_in
+
+LOADTEST = REPO / "loadtest"
+SCRIPT = LOADTEST / "script.js"
+K6_CHECK = REPO / "scripts" / "k6-check.sh"
+# The app chart's tests render their release under this name (tests/chart/chart_tools.py).
+APP_RELEASE = "distsum"
+
+Manifest = dict[str, Any]
+
+
+def k6_check(*args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(K6_CHECK), *args], capture_output=True, text=True, check=False, cwd=REPO)
+    if done.returncode != 0 and shutil.which("npm") is None:
+        pytest.skip(f"npm is not installed and typescript/@types/k6 are not cached: {done.stderr.strip()}")
+    return done
+
+
+def render(*sets: str) -> list[Manifest]:
+    argv = [str(helm_binary()), "template", "distsum-loadtest", str(LOADTEST), "--namespace", "distsum"]
+    argv += [arg for assignment in (f"target.release={APP_RELEASE}", *sets) for arg in ("--set", assignment)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def one(objects: list[Manifest], kind: str) -> Manifest:
+    (found,) = [obj for obj in objects if obj["kind"] == kind]
+    return found
+
+
+def k6_container(objects: list[Manifest]) -> Manifest:
+    (container,) = one(objects, "Job")["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[Manifest]:
+    return render()
+
+
+def test_the_script_types_against_the_pinned_k6_definitions() -> None:
+    done = k6_check()
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_type_check_fails_on_an_api_k6_does_not_have(tmp_path: Path) -> None:
+    shutil.copy(LOADTEST / "tsconfig.json", tmp_path)
+    script = SCRIPT.read_text()
+    assert "client.invoke(" in script
+    (tmp_path / "script.js").write_text(script.replace("client.invoke(", "client.invokeUnary(", 1))
+    done = k6_check(str(tmp_path / "tsconfig.json"))
+    assert done.returncode != 0
+    assert "Property 'invokeUnary' does not exist on type 'Client'" in done.stdout
+
+
+def test_the_image_is_official_k6_of_the_typed_release(rendered: list[Manifest]) -> None:
+    chart = yaml.safe_load((LOADTEST / "Chart.yaml").read_text())
+    tag = chart["appVersion"]
+    assert k6_container(rendered)["image"] == f"grafana/k6:{tag}"
+    types_version = shell_assignment(K6_CHECK, "K6_TYPES_VERSION")
+    assert tag.split(".")[:2] == types_version.split(".")[:2], (
+        "the image and @types/k6 are different k6 releases"
+    )
+
+
+def test_the_chart_lints_and_every_object_is_valid(rendered: list[Manifest], tmp_path: Path) -> None:
+    lint = subprocess.run(
+        [str(helm_binary()), "lint", "--strict", str(LOADTEST)], capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    manifest = tmp_path / "loadtest.yaml"
+    manifest.write_text(yaml.safe_dump_all(rendered))
+    verdicts = kubeconform([manifest])[str(manifest)]
+    assert {verdict.kind for verdict in verdicts} == {"ConfigMap", "Job", "NetworkPolicy"}
+    assert all(verdict.status == "statusValid" for verdict in verdicts), verdicts
+
+
+def test_kube_score_finds_nothing_the_app_chart_has_not_decided(
+    rendered: list[Manifest], tmp_path: Path
+) -> None:
+    manifest = tmp_path / "loadtest.yaml"
+    manifest.write_text(yaml.safe_dump_all(rendered))
+    major_minor = ".".join(kube_version().removeprefix("v").split(".")[:2])
+    argv = [str(kube_score_binary()), "score", "--output-format", "ci", IGNORE_CPU_LIMIT,
+            "--kubernetes-version", f"v{major_minor}"]  # fmt: skip
+    for check in sorted(DECIDED_AGAINST):
+        argv += ["--ignore-test", check]
+    result = subprocess.run([*argv, str(manifest)], capture_output=True, text=True, check=False, cwd=REPO)
+    findings = [line for line in result.stdout.splitlines() if line.startswith(("[CRITICAL]", "[WARNING]"))]
+    assert not findings, "\n".join(findings)
+
+
+def test_the_job_meets_the_restricted_pod_security_standard(rendered: list[Manifest]) -> None:
+    job = one(rendered, "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert all(set(volume) & {"configMap", "emptyDir"} for volume in pod["volumes"])
+    context = k6_container(rendered)["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    # One run, one verdict: a failed run is not repeated with new ids.
+    assert job["spec"]["backoffLimit"] == 0
+    assert pod["restartPolicy"] == "Never"
+
+
+def test_the_configmap_holds_exactly_the_script_that_k6_runs(rendered: list[Manifest]) -> None:
+    config_map = one(rendered, "ConfigMap")
+    assert config_map["data"] == {"script.js": SCRIPT.read_text()}
+    pod = one(rendered, "Job")["spec"]["template"]["spec"]
+    (volume,) = [volume for volume in pod["volumes"] if "configMap" in volume]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    container = k6_container(rendered)
+    (mount,) = [mount for mount in container["volumeMounts"] if mount["name"] == volume["name"]]
+    assert container["args"] == ["run", f"{mount['mountPath']}/script.js"]
+
+
+def test_the_targets_are_the_app_charts_services_and_pods() -> None:
+    app = Rendered.of()
+    services = {
+        service["metadata"]["labels"]["app.kubernetes.io/component"]: service
+        for service in app.of_kind("Service")
+    }
+    env = env_of(k6_container(render()))
+
+    def port(component: str, name: str) -> int:
+        (found,) = [p["port"] for p in services[component]["spec"]["ports"] if p["name"] == name]
+        return int(found)
+
+    assert env["SUM_TARGET"] == f"{services['sum']['metadata']['name']}:{port('sum', 'grpc')}"
+    assert env["LEDGER_URL"] == f"http://{services['ledger']['metadata']['name']}:{port('ledger', 'http')}"
+    policy = one(render(), "NetworkPolicy")
+    egress = {rule["ports"][0]["port"]: rule["to"][0] for rule in policy["spec"]["egress"]}
+    for component, port_name in (("sum", "grpc"), ("ledger", "http")):
+        workload = app.one("Deployment" if component == "sum" else "StatefulSet", component)
+        pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert egress[port_name]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        container_ports = {
+            p["name"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+        }
+        assert port_name in container_ports
+
+
+def test_the_load_shape_and_thresholds_are_values_the_script_reads() -> None:
+    env = env_of(
+        k6_container(render("load.peakVUs=77", "load.rampUp=2m", "load.hold=10m", "thresholds.grpcP99Ms=750"))
+    )
+    assert (env["PEAK_VUS"], env["RAMP_UP"], env["HOLD"], env["GRPC_P99_MS"]) == ("77", "2m", "10m", "750")
+    read = set(re.findall(r'env(?:Text|Number|Integer)\("([A-Z0-9_]+)"', SCRIPT.read_text()))
+    assert set(env) - {"K6_NO_USAGE_REPORT"} == read
+
+
+@pytest.mark.parametrize("assignment", ["load.peakVUs=0", "load.hold=forever", "load.mix.sideways=1"])
+def test_the_schema_rejects_bad_values(assignment: str) -> None:
+    argv = [str(helm_binary()), "template", "x", str(LOADTEST), "--set", assignment]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "values don't meet the specifications" in done.stderr, done.stderr
+
+
+KUBECTL = """echo "kubectl $*" >> "$CALLS"
+case "$*" in
+  *"config current-context"*) echo kind-test ;;
+  *" apply "*) cat > "${CALLS%/*}/applied.yaml" ;;
+  *" logs "*) echo "k6 summary: acknowledged distinct ids: 3, their sum: 12" ;;
+  *"get job"*) echo "$JOB_STATUS" ;;
+  *"get pods"*) echo "$EXIT_CODE" ;;
+esac"""
+
+
+@pytest.mark.parametrize(("job_status", "exit_code"), [("1/", "0"), ("/1", "99")])
+def test_make_loadtest_replaces_the_job_and_exits_like_k6(
+    tmp_path: Path, job_status: str, exit_code: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in(bin_dir, "kubectl", KUBECTL)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "HELM": str(helm_binary()),
+        "JOB_STATUS": job_status,
+        "EXIT_CODE": exit_code,
+        "LOADTEST_NAMESPACE": "load-ns",
+        "LOADTEST_RELEASE": APP_RELEASE,
+        "LOADTEST_SET": "load.peakVUs=5",
+    }
+    argv = [BASH, str(REPO / "scripts" / "loadtest.sh")]
+    done = subprocess.run(argv, text=True, capture_output=True, env=env, timeout=60, check=False)
+    assert done.returncode == int(exit_code), done.stderr
+    assert "acknowledged distinct ids: 3" in done.stdout
+    calls = recorded_calls(bin_dir)
+    delete = next(index for index, call in enumerate(calls) if " delete job distsum-loadtest" in call)
+    apply = next(index for index, call in enumerate(calls) if " apply " in call)
+    assert delete < apply and "--cascade=foreground" in calls[delete]
+    assert all("--namespace load-ns" in call for call in calls if "current-context" not in call)
+    applied = [doc for doc in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if doc]
+    assert env_of(k6_container(applied))["PEAK_VUS"] == "5"
