@@ -45,7 +45,7 @@ test-integration: $(INSTALLED) kafka ## integration and fault tests against a re
 test-chart: $(INSTALLED) ## Helm chart: lint, render every overlay, kubeconform + Strimzi API checks (offline)
 	$(BIN)/pytest tests/chart
 
-test-deploy: $(INSTALLED) ## offline checks of k8s/, skaffold.yaml and scripts/cluster
+test-deploy: $(INSTALLED) ## offline checks of k8s/, skaffold.yaml, scripts/cluster and the k6 load test (loadtest/)
 	$(BIN)/pytest tests/deploy
 
 test-promql: $(INSTALLED) kafka ## dashboards' and alerts' PromQL against a real Prometheus scraping the real services
