@@ -113,7 +113,7 @@ function jsonObject(body) {
   try {
     const parsed = JSON.parse(String(body));
     return parsed !== null && typeof parsed === "object" ? parsed : {};
-  } catch {
+  } catch (_unparsable) {
     return {};
   }
 }
