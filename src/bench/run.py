@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
 from bench import audit, ghz, ledger_rate, machine, plot, report, stack
 from bench.proc_cpu import group_ticks, ms_per_call
 from bench.settings import Settings
@@ -237,9 +239,12 @@ def main() -> int:
     ghz_bin, libs = _ghz_binary(), ensure_kafka_libs()
     try:
         measured = _bench(s, state, ghz_bin, libs)
-    except (RuntimeError, AssertionError, ghz.GhzFailed) as exc:
+    except (RuntimeError, AssertionError, KafkaException) as exc:  # ghz, a service, Kafka or a wait
         print(f"!! bench failed: {exc}\n   logs: {state / 'logs'}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # everything started is stopped by now
+        print("!! interrupted", file=sys.stderr)
+        return 130
     result = _result(s, measured, started, ghz_bin, libs)
     written = _write(result, s.keep)
     print(report.markdown(result))
