@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +32,11 @@ APPLY_TOPIC = "bench-apply"
 WARMUP_CALLS = 1000
 
 
+_T0 = time.monotonic()
+
+
 def _say(message: str) -> None:
-    print(f"==> {message}", flush=True)
+    print(f"==> [{time.monotonic() - _T0:5.0f} s] {message}", flush=True)
 
 
 def _ghz_binary() -> Path:
