@@ -44,6 +44,13 @@ class Ledger:
         assert isinstance(count, int)
         return count
 
+    def count_once_up(self) -> int:
+        """The count, or 0 while the REST API is not up yet: for timing a ledger from its start."""
+        try:
+            return self.count()
+        except (OSError, ValueError):
+            return 0
+
     def wait_settled(self, at_least: int, at_most: int, quiet: float = 2.0, timeout: float = 300) -> int:
         """Wait until the count has reached `at_least` and then stopped moving for `quiet` seconds, or
         has reached `at_most` (nothing more can come); return it."""
@@ -96,7 +103,10 @@ def start_sum_service(stack: contextlib.ExitStack, bootstrap: str, state: Path) 
     return process, target
 
 
-def start_ledger(stack: contextlib.ExitStack, bootstrap: str, topic: str, state: Path, name: str) -> Ledger:
+def start_ledger(
+    stack: contextlib.ExitStack, bootstrap: str, topic: str, state: Path, name: str, *, wait: bool = True
+) -> Ledger:
+    """A ledger of its own (directories, group, port); `wait` waits until /readyz says ready."""
     port = free_port()
     env = ledger_env(
         bootstrap,
@@ -111,6 +121,8 @@ def start_ledger(stack: contextlib.ExitStack, bootstrap: str, topic: str, state:
         stack, ManagedProcess(name, python_module("ledger_svc"), env, state / f"logs/{name}.log")
     )
     ledger = Ledger(process, f"http://127.0.0.1:{port}")
+    if not wait:
+        return ledger
 
     def ready() -> bool:
         if not process.running:
