@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv proto proto-check lint kafka images test test-unit test-integration test-chart test-deploy \
-	test-promql test-containers run clean cluster-up cluster-down e2e e2e-up e2e-down loadtest
+	test-promql test-containers run bench clean cluster-up cluster-down e2e e2e-up e2e-down loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -65,6 +65,9 @@ test: proto-check lint test-unit test-chart test-deploy test-integration test-pr
 
 run: $(INSTALLED) kafka ## run Kafka, the sum service and the ledger in the foreground (Ctrl-C stops)
 	$(BIN)/python -m devstack.run
+
+bench: $(INSTALLED) kafka ## measure the local stack (ghz, CPU per call, ledger rates, lag); not in make test
+	$(BIN)/python -m bench.run
 
 cluster-up: ## kind cluster "distsum" with Strimzi, monitoring, Loki, Tempo, Alloy and the app (needs internet)
 	scripts/cluster/up.sh

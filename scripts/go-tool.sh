@@ -6,7 +6,7 @@
 # from a committed wrapper module under tools/go/<tool> instead, whose go.sum pins every dependency.
 set -euo pipefail
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz}"
 wrapper=""
 ldflags="" # extra -ldflags, for tools that read their version from a variable
 case "$tool" in
@@ -15,6 +15,9 @@ case "$tool" in
   kind)        module=sigs.k8s.io/kind;                                version=v0.33.0 ;;
   grpcurl)     module=github.com/fullstorydev/grpcurl/cmd/grpcurl;     version=v1.9.3 ;;
   kube-score)  module=github.com/zegl/kube-score/cmd/kube-score;       version=v1.20.0 ;;
+  # gRPC load generator of make bench; it prints its own version from a variable, not build info.
+  ghz)         module=github.com/bojand/ghz/cmd/ghz;                   version=v0.121.0
+               ldflags="-X main.version=$version" ;;
   # The offline e2e cluster (scripts/e2e): versions kubeadm v1.34.2 and kind v0.33.0 expect.
   crictl)      module=sigs.k8s.io/cri-tools/cmd/crictl;                version=v1.34.0 ;;
   coredns)     module=github.com/coredns/coredns;                      version=v1.12.1 ;;

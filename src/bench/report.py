@@ -1,0 +1,137 @@
+"""The bench's results: per-concurrency summary, the headline keys, the targets, and the Markdown table."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.ghz import GhzResult
+
+HEADLINE_CONCURRENCY = 50
+
+# What each headline key means; written into the JSON and the Markdown so the numbers explain themselves.
+DEFINITIONS = {
+    "add_rps": "Add calls acknowledged (OK) per second: the highest, over the concurrencies, of the "
+    "median over rounds.",
+    "bare_grpc_rps": "Health/Check calls (OK) per second on the same server and ghz settings: the highest, "
+    "over the concurrencies, of the median over rounds (the bare gRPC floor).",
+    "add_p99_ms": f"p99 latency of successful Add calls at concurrency {HEADLINE_CONCURRENCY}, the median "
+    "over rounds.",
+    "cpu_ms_per_add": "CPU milliseconds (utime+stime, /proc) of the sum service's process group over all "
+    "measured Add runs, divided by the Add calls of those runs (every concurrency and round).",
+    "cpu_ms_per_check": "The same for the Health/Check runs.",
+    "ledger_apply_eps": "Events per second a fresh ledger applies into its store from a pre-filled topic "
+    "(polled /v1/total count; start-up left out).",
+    "raw_consume_eps": "Events per second a bare confluent-kafka consumer loop reads from the same topic "
+    "(no decoding, no store; start-up left out).",
+    "e2e_lag_p50_ms": "Median of applied_at - produced_at over the entries of the lag run (Add at half of "
+    "add_rps, concurrency 50).",
+    "e2e_lag_p99_ms": "p99 (nearest rank) of the same.",
+    "lost": "Acknowledged Add calls with no entry in the ledger (must be 0).",
+    "double_counted": "Entries for a call already applied, or for no call the bench sent (must be 0).",
+    "unknown_outcome": "Add calls that failed (e.g. UNAVAILABLE): applied or not, either is correct.",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    rule: str
+    measured: float | None
+    limit: float | None
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "rule": self.rule,
+            "measured": self.measured,
+            "limit": self.limit,
+            "pass": self.passed,
+        }
+
+
+def summarize(runs: Sequence[GhzResult], cpu_ms: Sequence[float]) -> dict[str, Any]:
+    """Medians over the rounds of one call at one concurrency (runs and cpu_ms pair up)."""
+    return {
+        "rps": statistics.median(r.rps for r in runs),
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "cpu_ms_per_call": statistics.median(cpu_ms),
+        "calls": sum(r.count for r in runs),
+        "failed": sum(r.failed for r in runs),
+    }
+
+
+def _at_most(key: str, measured: float | None, limit: float) -> Target:
+    ok = measured is not None and not math.isnan(measured) and measured <= limit
+    return Target(key, f"{key} <= {limit:g}", measured, limit, ok)
+
+
+def _at_least(key: str, measured: float | None, factor: float, of: str, other: float | None) -> Target:
+    limit = None if other is None else factor * other
+    ok = measured is not None and limit is not None and measured >= limit
+    rule = f"{key} >= {factor:g} x {of}" if factor != 1 else f"{key} >= {of}"
+    return Target(key, rule, measured, limit, ok)
+
+
+def targets(h: dict[str, Any]) -> list[Target]:
+    """The lead's targets (issue 11), each with the measured value and the limit it was held to."""
+    return [
+        _at_most("cpu_ms_per_add", h["cpu_ms_per_add"], 0.45),
+        _at_least("add_rps", h["add_rps"], 0.6, "bare_grpc_rps", h["bare_grpc_rps"]),
+        _at_most("add_p99_ms", h["add_p99_ms"], 60),
+        _at_least("ledger_apply_eps", h["ledger_apply_eps"], 0.3, "raw_consume_eps", h["raw_consume_eps"]),
+        _at_least("ledger_apply_eps", h["ledger_apply_eps"], 1, "add_rps", h["add_rps"]),
+    ]
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table a person reads: per concurrency, then the headline keys, then the targets."""
+    settings = result["settings"]
+    lines = [
+        f"# make bench, {result['date']}",
+        "",
+        f"Revision `{result['git']['revision']}`{' (dirty)' if result['git']['dirty'] else ''}; "
+        f"{result['machine']['cpu_model']}, {result['machine']['cpus']} CPUs; "
+        f"{settings['calls_per_run']:,} calls per ghz run, {settings['rounds']} round(s).",
+        "",
+        "| concurrency | Add rps | Add p50 ms | Add p99 ms | Add CPU ms/call | Check rps | Check p50 ms "
+        "| Check p99 ms | Check CPU ms/call | Add failed |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["by_concurrency"]:
+        add, check = row["add"], row["check"]
+        cells = [row["concurrency"], add["rps"], add["p50_ms"], add["p99_ms"], add["cpu_ms_per_call"]]
+        cells += [check["rps"], check["p50_ms"], check["p99_ms"], check["cpu_ms_per_call"], add["failed"]]
+        digits = [0, 0, 1, 1, 3, 0, 1, 1, 3, 0]
+        lines.append("| " + " | ".join(_num(c, d) for c, d in zip(cells, digits, strict=True)) + " |")
+    lines += ["", "| key | value | definition |", "|---|---:|---|"]
+    for key, definition in DEFINITIONS.items():
+        lines.append(f"| `{key}` | {_num(result[key], 3 if key.startswith('cpu') else 1)} | {definition} |")
+    lines += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
+    for t in result["targets"]:
+        verdict = "pass" if t["pass"] else "**missed**"
+        lines.append(f"| {t['rule']} | {_num(t['measured'], 3)} | {_num(t['limit'], 3)} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def targets_text(result: dict[str, Any]) -> str:
+    """The closing lines printed on the terminal."""
+    lines = [
+        f"{'pass  ' if t['pass'] else 'MISSED'}  {t['rule']}: measured {_num(t['measured'], 3)}, "
+        f"limit {_num(t['limit'], 3)}"
+        for t in result["targets"]
+    ]
+    missed = sum(not t["pass"] for t in result["targets"])
+    lines.append("all targets met" if not missed else f"targets missed: {missed} of {len(result['targets'])}")
+    return "\n".join(lines)

@@ -1,0 +1,275 @@
+"""`make bench`: start the local stack, measure it, write bench/results/latest.{json,md,png}.
+
+Exit status: 0 when the run completed and no event was lost or double-counted, whether or not the
+targets were met (they are reported; BENCH_STRICT=1 makes a missed target exit 2); 1 on any lost or
+double-counted event, a total that disagrees with its entries, or a tool or service failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from bench import audit, ghz, ledger_rate, machine, plot, report, stack
+from bench.proc_cpu import group_ticks, ms_per_call
+from bench.settings import Settings
+from devstack.kafka_broker import create_topic, ensure_kafka_libs
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+APPLY_TOPIC = "bench-apply"
+WARMUP_CALLS = 1000
+
+
+_T0 = time.monotonic()
+
+
+def _say(message: str) -> None:
+    print(f"==> [{time.monotonic() - _T0:5.0f} s] {message}", flush=True)
+
+
+def _ghz_binary() -> Path:
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/go-tool.sh"), "ghz"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/go-tool.sh ghz failed:\n{proc.stderr}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+class GrpcBench:
+    """ghz runs against one sum service, with its CPU read around each run."""
+
+    def __init__(self, binary: Path, target: str, process_group: int):
+        self.binary, self.target, self.process_group = binary, target, process_group
+        self.run_ids: Iterator[int] = itertools.count(1)
+        self.sent: list[audit.SentRun] = []
+        self.runs: list[dict[str, Any]] = []
+
+    def call(
+        self, method: str, calls: int, concurrency: int, rps: int | None = None
+    ) -> tuple[ghz.GhzResult, float]:
+        data = "{}"
+        if method == ghz.ADD:
+            run_id = next(self.run_ids)
+            data = ghz.add_data(run_id)
+        before = group_ticks(self.process_group)
+        result = ghz.run(self.binary, self.target, method, data, calls, concurrency, rps)
+        cpu = ms_per_call(before, group_ticks(self.process_group), result.count)
+        if method == ghz.ADD:
+            self.sent.append(audit.SentRun(run_id, result.count, result.ok))
+        return result, cpu
+
+    def measure(self, s: Settings) -> list[dict[str, Any]]:
+        """Every concurrency, `rounds` times each call. Add and Check alternate which goes first, so a
+        drift of the machine weighs on both alike."""
+        self.call(ghz.CHECK, WARMUP_CALLS, 10)
+        self.call(ghz.ADD, WARMUP_CALLS, 10)
+        rows = []
+        for concurrency in s.concurrency:
+            measured: dict[str, list[tuple[ghz.GhzResult, float]]] = {ghz.ADD: [], ghz.CHECK: []}
+            for round_ in range(s.rounds):
+                for method in (ghz.CHECK, ghz.ADD) if round_ % 2 == 0 else (ghz.ADD, ghz.CHECK):
+                    result, cpu = self.call(method, s.calls_per_run, concurrency)
+                    measured[method].append((result, cpu))
+                    self.runs.append({**_run_json(result), "cpu_ms_per_call": cpu, "round": round_ + 1})
+                    _say(
+                        f"{method} c={concurrency} round {round_ + 1}: {result.rps:,.0f} rps, "
+                        f"p99 {result.p99_ms:.1f} ms, {cpu:.3f} CPU ms/call, {result.failed} failed"
+                    )
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "add": report.summarize(
+                        [r for r, _ in measured[ghz.ADD]], [c for _, c in measured[ghz.ADD]]
+                    ),
+                    "check": report.summarize(
+                        [r for r, _ in measured[ghz.CHECK]], [c for _, c in measured[ghz.CHECK]]
+                    ),
+                }
+            )
+        return rows
+
+    def pooled_cpu_ms(self, method: str) -> float:
+        runs = [r for r in self.runs if r["call"] == method]
+        cpu_ms: float = sum(r["cpu_ms_per_call"] * r["count"] for r in runs)
+        calls: int = sum(r["count"] for r in runs)
+        return cpu_ms / calls
+
+
+def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
+    return {
+        "call": result.call,
+        "concurrency": result.concurrency,
+        "count": result.count,
+        "ok": result.ok,
+        "status_codes": result.status_codes,
+        "seconds": result.seconds,
+        "rps": result.rps,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+    }
+
+
+def _bench(s: Settings, state: Path, ghz_bin: Path, libs: Path) -> dict[str, Any]:
+    with contextlib.ExitStack() as services:
+        _say("starting Kafka, the sum service and the ledger")
+        broker = stack.start_broker(services, libs, state, s.partitions)
+        sum_svc, target = stack.start_sum_service(services, broker.bootstrap, state)
+        ledger = stack.start_ledger(services, broker.bootstrap, stack.TOPIC, state, "ledger")
+        grpc_bench = GrpcBench(ghz_bin, target, sum_svc.pid)
+        rows = grpc_bench.measure(s)
+        add_rps = max(row["add"]["rps"] for row in rows)
+
+        _say("waiting for the ledger to apply every acknowledged Add")
+        ledger.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
+        lag_rps = max(1, round(add_rps / 2))
+        lag_calls = max(report.HEADLINE_CONCURRENCY, lag_rps * s.lag_seconds)
+        _say(f"end-to-end lag: {lag_calls:,} Adds at {lag_rps:,} rps (half of add_rps)")
+        lag_result, _ = grpc_bench.call(ghz.ADD, lag_calls, report.HEADLINE_CONCURRENCY, rps=lag_rps)
+        lag_run = grpc_bench.sent[-1].run_id
+        expected = (sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
+        ledger.wait_settled(*expected)
+
+        _say("auditing the ledger's entries against the calls sent")
+        total = ledger.total()
+        entries = list(audit.entries(ledger.url))
+        checked = audit.audit(grpc_bench.sent, entries, total)
+        lags = [audit.lag_ms(e) for e in entries if int(e["b"]) == lag_run]
+
+        _say(f"ledger apply rate: {s.events:,} events into topic {APPLY_TOPIC!r}, then a bare consumer")
+        create_topic(broker.bootstrap, APPLY_TOPIC, s.partitions)
+        create_topic(broker.bootstrap, f"{APPLY_TOPIC}.dlq", 1)
+        filled_total = ledger_rate.fill_topic(broker.bootstrap, APPLY_TOPIC, s.events)
+        raw_eps = ledger_rate.raw_consume_eps(broker.bootstrap, APPLY_TOPIC, s.events)
+        _say(f"raw consume floor {raw_eps:,.0f} events/s; now a fresh ledger on the same topic")
+        # Polled from its start, not from /readyz: a ledger can apply a small topic before it reports ready.
+        apply_ledger = stack.start_ledger(
+            services, broker.bootstrap, APPLY_TOPIC, state, "apply-ledger", wait=False
+        )
+        apply_eps = ledger_rate.apply_eps(apply_ledger.count_once_up, s.events)
+        apply_total = apply_ledger.total()
+        apply_exact = int(str(apply_total["total"])) == filled_total and apply_total["count"] == s.events
+
+    return {
+        "by_concurrency": rows,
+        "runs": grpc_bench.runs,
+        "lag_run": {**_run_json(lag_result), "target_rps": lag_rps},
+        "audit": checked,
+        "lags": lags,
+        "raw_consume_eps": raw_eps,
+        "ledger_apply_eps": apply_eps,
+        "apply_ledger_exact": apply_exact,
+        "cpu_ms_per_add": grpc_bench.pooled_cpu_ms(ghz.ADD),
+        "cpu_ms_per_check": grpc_bench.pooled_cpu_ms(ghz.CHECK),
+    }
+
+
+def _result(
+    s: Settings, measured: dict[str, Any], started: datetime, ghz_bin: Path, libs: Path
+) -> dict[str, Any]:
+    rows = measured["by_concurrency"]
+    at_headline = [row for row in rows if row["concurrency"] == report.HEADLINE_CONCURRENCY]
+    checked: audit.Audit = measured["audit"]
+    lags = measured["lags"]
+    result: dict[str, Any] = {
+        "date": started.isoformat(timespec="seconds"),
+        "duration_s": round((datetime.now(UTC) - started).total_seconds()),
+        "git": machine.git(ROOT),
+        "machine": machine.machine(),
+        "versions": machine.versions(ghz_bin, libs),
+        "settings": s.as_dict(),
+        "definitions": report.DEFINITIONS,
+        "add_rps": max(row["add"]["rps"] for row in rows),
+        "bare_grpc_rps": max(row["check"]["rps"] for row in rows),
+        "add_p99_ms": at_headline[0]["add"]["p99_ms"] if at_headline else None,
+        "cpu_ms_per_add": measured["cpu_ms_per_add"],
+        "cpu_ms_per_check": measured["cpu_ms_per_check"],
+        "ledger_apply_eps": measured["ledger_apply_eps"],
+        "raw_consume_eps": measured["raw_consume_eps"],
+        "e2e_lag_p50_ms": audit.percentile(lags, 50) if lags else None,
+        "e2e_lag_p99_ms": audit.percentile(lags, 99) if lags else None,
+        "lost": checked.lost,
+        "double_counted": checked.double_counted,
+        "unknown_outcome": checked.unknown_outcome,
+        "entries_applied": checked.applied,
+        "total_matches_entries": checked.total_matches_entries,
+        "apply_ledger_exact": measured["apply_ledger_exact"],
+        "by_concurrency": rows,
+        "lag_run": measured["lag_run"],
+        "runs": measured["runs"],
+    }
+    result["targets"] = [t.as_dict() for t in report.targets(result)]
+    result["targets_met"] = all(t["pass"] for t in result["targets"])
+    return result
+
+
+def _write(result: dict[str, Any], keep: bool) -> list[Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stems = ["latest"]
+    if keep:
+        day = result["date"][:10]
+        stems.append(
+            next(
+                f"{day}{n}"
+                for n in ("", *(f"-{i}" for i in itertools.count(2)))
+                if not (RESULTS / f"{day}{n}.json").exists()
+            )
+        )
+    written = []
+    for stem in stems:
+        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / f"{stem}.md").write_text(report.markdown(result))
+        plot.plot(result, RESULTS / f"{stem}.png")
+        written += [RESULTS / f"{stem}.{ext}" for ext in ("json", "md", "png")]
+    return written
+
+
+def main() -> int:
+    s = Settings.from_env()
+    # SIGTERM unwinds like Ctrl-C, so every process started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = datetime.now(UTC)
+    state = stack.fresh_dir(ROOT / ".run" / "bench")
+    _say("building ghz (first run only) and verifying the Kafka jars")
+    ghz_bin, libs = _ghz_binary(), ensure_kafka_libs()
+    try:
+        measured = _bench(s, state, ghz_bin, libs)
+    except (RuntimeError, AssertionError, KafkaException) as exc:  # ghz, a service, Kafka or a wait
+        print(f"!! bench failed: {exc}\n   logs: {state / 'logs'}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # everything started is stopped by now
+        print("!! interrupted", file=sys.stderr)
+        return 130
+    result = _result(s, measured, started, ghz_bin, libs)
+    written = _write(result, s.keep)
+    print(report.markdown(result))
+    print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
+    print(report.targets_text(result))
+    exact = result["total_matches_entries"] and result["apply_ledger_exact"]
+    if result["lost"] or result["double_counted"] or not exact:
+        print(
+            f"!! FAILED: lost {result['lost']}, double-counted {result['double_counted']}, "
+            f"total matches entries: {exact}",
+            file=sys.stderr,
+        )
+        return 1
+    if s.strict and not result["targets_met"]:
+        print("!! BENCH_STRICT=1 and targets were missed", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The pure parts of `make bench`: reading ghz's report, CPU arithmetic, the audit, targets and tables."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import audit, ghz, proc_cpu, report
+from bench.settings import BadSetting, Settings
+
+MS = 1_000_000  # ghz reports durations in nanoseconds
+
+
+def ghz_report(
+    codes: dict[str, int], p50_ms: float = 2, p99_ms: float = 9, seconds: float = 2
+) -> dict[str, Any]:
+    """The shape of ghz's `--format json` output, as v0.121.0 prints it."""
+    return {
+        "count": sum(codes.values()),
+        "total": int(seconds * 1e9),
+        "rps": sum(codes.values()) / seconds,
+        "statusCodeDistribution": codes,
+        "errorDistribution": {},
+        "latencyDistribution": [
+            {"percentage": p, "latency": int(v * MS)}
+            for p, v in ((10, 1), (25, 1.5), (50, p50_ms), (75, 4), (90, 6), (95, 7), (99, p99_ms))
+        ],
+        "details": [],
+    }
+
+
+def test_ghz_report_counts_only_successful_calls_as_throughput() -> None:
+    result = ghz.parse_report(ghz_report({"OK": 900, "Unavailable": 100}), ghz.ADD, 50)
+    assert (result.count, result.ok, result.failed) == (1000, 900, 100)
+    assert result.rps == pytest.approx(450)
+    assert (result.p50_ms, result.p99_ms) == (2, 9)
+
+
+def test_ghz_report_with_no_successful_call_has_no_latency() -> None:
+    report_ = ghz_report({"Unavailable": 10}) | {"latencyDistribution": None}
+    result = ghz.parse_report(report_, ghz.ADD, 10)
+    assert result.rps == 0
+    assert math.isnan(result.p99_ms)
+
+
+def test_ghz_report_without_percentiles_is_refused() -> None:
+    with pytest.raises(ghz.GhzFailed, match="p50/p99"):
+        ghz.parse_report(ghz_report({"OK": 10}) | {"latencyDistribution": []}, ghz.CHECK, 10)
+
+
+def test_add_data_is_a_template_ghz_accepts_as_json() -> None:
+    data = ghz.add_data(7)
+    assert '"b":"7"' in data
+    assert "{{newUUID}}" in data
+    assert "{{.RequestNumber}}" in data
+
+
+def test_stat_fields_are_counted_from_the_last_parenthesis() -> None:
+    # A command name with spaces and ")" must not shift the fields (proc(5)).
+    line = "4242 (a) b (c)) S 1 4200 4200 0 -1 4194560 10 0 0 0 150 25 0 0 20 0 3 0 100 1000 50"
+    assert proc_cpu.stat_ticks(line) == (4200, 175)
+
+
+def test_group_ticks_sums_only_the_group(tmp_path: Path) -> None:
+    for pid, group, utime in ((10, 7, 100), (11, 7, 50), (12, 8, 1000)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(
+            f"{pid} (x) S 1 {group} {group} 0 -1 0 0 0 0 0 {utime} 5 0 0"
+        )
+    (tmp_path / "self").mkdir()
+    assert proc_cpu.group_ticks(7, tmp_path) == 160
+
+
+def test_group_ticks_of_a_real_process_group() -> None:
+    # In a session of its own, the child is its group's only process; it says when its work is done.
+    busy = "import sys; sum(range(2 * 10**7)); print('done', flush=True); sys.stdin.read()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", busy],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline() == "done\n"
+        assert proc_cpu.group_ticks(child.pid) >= 5  # well over 50 ms of CPU
+        assert proc_cpu.group_ticks(child.pid + 10**7) == 0
+    finally:
+        child.stdin.close()
+        child.wait()
+
+
+def test_ms_per_call() -> None:
+    assert proc_cpu.ms_per_call(1000, 1050, 1000, clock_ticks=100) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="backwards"):
+        proc_cpu.ms_per_call(1050, 1000, 1000, clock_ticks=100)
+    with pytest.raises(ValueError, match="no calls"):
+        proc_cpu.ms_per_call(0, 10, 0)
+
+
+def entry(run: int, a: int, request_id: str | None = None) -> dict[str, Any]:
+    return {
+        "request_id": request_id or f"{run:08d}-0000-4000-8000-{a:012d}",
+        "a": str(a),
+        "b": str(run),
+        "sum": str(a + run),
+        "produced_at": "2026-12-04T10:00:00.000+00:00",
+        "applied_at": "2026-12-04T10:00:00.250+00:00",
+    }
+
+
+def total_of(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"total": str(sum(int(e["sum"]) for e in entries)), "count": len(entries)}
+
+
+def test_audit_of_an_exact_ledger() -> None:
+    applied = [entry(1, a) for a in range(5)] + [entry(2, a) for a in range(3)]
+    result = audit.audit([audit.SentRun(1, 5, 5), audit.SentRun(2, 3, 3)], applied, total_of(applied))
+    assert result == audit.Audit(
+        applied=8, lost=0, double_counted=0, unknown_outcome=0, total_matches_entries=True
+    )
+
+
+def test_audit_finds_lost_and_double_counted_calls() -> None:
+    applied = [entry(1, a) for a in (0, 1, 1, 3)]  # 2 and 4 lost, 1 twice
+    applied.append(entry(9, 0))  # a run the bench never sent
+    result = audit.audit([audit.SentRun(1, 5, 5)], applied, total_of(applied))
+    assert (result.lost, result.double_counted) == (2, 2)
+
+
+def test_audit_counts_a_request_id_applied_twice() -> None:
+    applied = [entry(1, 0, request_id="3f1c0e9a-7a51-4c1e-9a43-0b8f3c0d2e11")]
+    applied.append(entry(1, 1, request_id="3f1c0e9a-7a51-4c1e-9a43-0b8f3c0d2e11"))
+    assert audit.audit([audit.SentRun(1, 2, 2)], applied, total_of(applied)).double_counted == 1
+
+
+def test_audit_allows_failed_calls_either_way() -> None:
+    # 10 sent, 8 acknowledged: 8 or 9 or 10 entries are all correct, 7 means one acknowledged call is lost.
+    run = [audit.SentRun(1, 10, 8)]
+    for applied_count, lost in ((10, 0), (9, 0), (8, 0), (7, 1)):
+        applied = [entry(1, a) for a in range(applied_count)]
+        result = audit.audit(run, applied, total_of(applied))
+        assert (result.lost, result.double_counted, result.unknown_outcome) == (lost, 0, 2)
+
+
+def test_audit_checks_the_total_against_the_entries() -> None:
+    applied = [entry(1, a) for a in range(3)]
+    wrong = {"total": str(int(total_of(applied)["total"]) + 1), "count": 3}
+    assert not audit.audit([audit.SentRun(1, 3, 3)], applied, wrong).total_matches_entries
+    assert not audit.audit(
+        [audit.SentRun(1, 3, 3)], applied, total_of(applied) | {"count": 4}
+    ).total_matches_entries
+
+
+def test_lag_and_nearest_rank_percentiles() -> None:
+    assert audit.lag_ms(entry(1, 0)) == pytest.approx(250)
+    values = [float(v) for v in range(1, 101)]
+    assert (audit.percentile(values, 50), audit.percentile(values, 99), audit.percentile(values, 100)) == (
+        50,
+        99,
+        100,
+    )
+    assert audit.percentile([5.0], 99) == 5
+
+
+def headline(**overrides: Any) -> dict[str, Any]:
+    values = {
+        "cpu_ms_per_add": 0.4,
+        "add_rps": 700.0,
+        "bare_grpc_rps": 1000.0,
+        "add_p99_ms": 50.0,
+        "ledger_apply_eps": 5000.0,
+        "raw_consume_eps": 10_000.0,
+    }
+    return values | overrides
+
+
+def test_targets_pass_and_miss_at_their_limits() -> None:
+    assert all(t.passed for t in report.targets(headline()))
+    missed = {t.rule for t in report.targets(headline(cpu_ms_per_add=0.46, add_rps=599.0)) if not t.passed}
+    assert missed == {"cpu_ms_per_add <= 0.45", "add_rps >= 0.6 x bare_grpc_rps"}
+    missed = {t.rule for t in report.targets(headline(ledger_apply_eps=2999.0)) if not t.passed}
+    assert missed == {"ledger_apply_eps >= 0.3 x raw_consume_eps"}
+    missed = {t.rule for t in report.targets(headline(add_rps=5001.0, bare_grpc_rps=5001.0)) if not t.passed}
+    assert missed == {"ledger_apply_eps >= add_rps"}
+
+
+def test_a_target_not_measured_is_missed() -> None:
+    (p99,) = [t for t in report.targets(headline(add_p99_ms=None)) if t.key == "add_p99_ms"]
+    assert not p99.passed
+    (p99,) = [t for t in report.targets(headline(add_p99_ms=float("nan"))) if t.key == "add_p99_ms"]
+    assert not p99.passed
+
+
+def test_markdown_has_a_row_per_concurrency_and_each_target() -> None:
+    row = {"rps": 1234.5, "p50_ms": 3.0, "p99_ms": 12.5, "cpu_ms_per_call": 0.3, "calls": 10, "failed": 0}
+    result: dict[str, Any] = headline() | {
+        "date": "2026-12-04T10:00:00+00:00",
+        "git": {"revision": "abc", "dirty": False},
+        "machine": {"cpu_model": "cpu", "cpus": 2},
+        "settings": {"calls_per_run": 10_000, "rounds": 3},
+        "by_concurrency": [{"concurrency": c, "add": row, "check": row} for c in (10, 50)],
+        "cpu_ms_per_check": 0.1,
+        "e2e_lag_p50_ms": 10.0,
+        "e2e_lag_p99_ms": None,
+        "lost": 0,
+        "double_counted": 0,
+        "unknown_outcome": 0,
+    }
+    result["targets"] = [t.as_dict() for t in report.targets(result | {"add_p99_ms": 61.0})]
+    text = report.markdown(result)
+    assert "| 10 | 1,234 | 3.0 | 12.5 | 0.300 |" in text
+    assert "| 50 | 1,234 |" in text
+    assert "| `e2e_lag_p99_ms` | n/a |" in text
+    assert "| add_p99_ms <= 60 | 61.000 | 60 | **missed** |" in text
+    assert report.targets_text(result).endswith("targets missed: 1 of 5")
+
+
+def test_settings_defaults_and_refusals() -> None:
+    s = Settings.from_env({})
+    assert (s.calls_per_run, s.concurrency, s.rounds, s.strict) == (10_000, (10, 50, 200), 3, False)
+    assert Settings.from_env({"BENCH_CONCURRENCY": "200, 10,10"}).concurrency == (10, 200)
+    for env in (
+        {"BENCH_CONCURRENCY": "10,x"},
+        {"BENCH_N": "0"},
+        {"BENCH_N": "100", "BENCH_CONCURRENCY": "200"},
+    ):
+        with pytest.raises(BadSetting):
+            Settings.from_env(env)
+
+
+def test_settings_record_service_variables_but_no_credentials() -> None:
+    env = {"SUM_MAX_WORKERS": "8", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=x", "SUM_GRPC_PORT": "1"}
+    assert Settings.from_env({}).as_dict(env)["service_env"] == {"SUM_MAX_WORKERS": "8"}
