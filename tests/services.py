@@ -5,11 +5,13 @@ tests (a ledger in a container offers the same REST API and data directory)."""
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.kafka_broker import free_port
 from devstack.services import (
@@ -148,3 +150,18 @@ def add(
         sum_pb2.AddRequest(request_id=request_id, a=a, b=b), timeout=timeout
     )
     return reply
+
+
+def samples(url: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric `name` that the Prometheus endpoint at url serves, with their labels."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def sample(url: str, name: str, **labels: str) -> float | None:
+    return next((value for found, value in samples(url, name) if labels.items() <= found.items()), None)

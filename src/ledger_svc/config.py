@@ -33,6 +33,10 @@ class LedgerSettings(BaseSettings):
     # replaced) is noticed; each check costs a few small admin requests.
     log_check_interval_seconds: PositiveSeconds = 5
     ready_stale_seconds: PositiveSeconds = 15
+    # A static member may never rejoin after the group coordinator restarted (librdkafka #3437): a consumer
+    # subscribed without partitions this long is replaced. At least 20 s, above the 15 s session timeout,
+    # within which an empty assignment is an ordinary rebalance still waiting for a departed member.
+    rejoin_after_seconds: Annotated[float, Field(ge=20, le=3600)] = 30
 
     def dead_letters_for(self, topic: str) -> str:
         return self.dead_letter_topic or f"{topic}.dlq"

@@ -8,6 +8,11 @@ in it (skipped by request_id). An offset belongs to one Kafka log: newly assigne
 partitions stay paused until the log guard has shown that Kafka still serves the
 log their offsets belong to, and a log found to have started again is read from
 its start.
+
+The consumer tracks its assigned partitions itself, from the rebalance callbacks: asking librdkafka for
+the assignment inside a callback that close() runs can block forever. A consumer left subscribed without
+partitions for LEDGER_REJOIN_AFTER_SECONDS is replaced: a static member may never rejoin after the group
+coordinator restarted (librdkafka #3437).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ledger_svc.config import LedgerSettings
 from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
 from ledger_svc.dead_letters import DeadLetterFailed, DeadLetterPublisher
 from ledger_svc.durable_files import replace_atomically
-from ledger_svc.kafka_consumer import LogInspector, LogUnknown, new_consumer
+from ledger_svc.kafka_consumer import LogInspector, new_consumer
 from ledger_svc.ledger import Balance
 from ledger_svc.log_guard import LogGuard
 from ledger_svc.store import LedgerWriter, StoreUnwritable
@@ -52,10 +57,9 @@ class LedgerConsumer:
         self._writer = writer
         self._dead_letters = dead_letters
         self._consumer = new_consumer(config, kafka)
-        self._guard = LogGuard(self._topic, writer, LogInspector(config, kafka))
-        self._unverified: set[int] = set()  # assigned, paused until the guard has seen their log
-        self._log_problem = ""
-        self._next_log_check = 0.0
+        self._guard = LogGuard(config, self._topic, writer, LogInspector(config, kafka))
+        self._assigned: set[int] = set()
+        self._unassigned_since: float | None = None  # monotonic; None while partitions are assigned
         self._pending: Batch | None = None
         self._balance = writer.balance()
         self._total_file_current = False
@@ -75,6 +79,7 @@ class LedgerConsumer:
                     # Only between batches: a reset checkpoint must not be overwritten by a batch read
                     # before it.
                     self._guard_logs()
+                    self._rejoin_if_left_out()
                     self._pending = self._receive()
                 if self._pending is not None and not self._finish(self._pending):
                     self._wait_while_degraded(stop)
@@ -158,9 +163,8 @@ class LedgerConsumer:
         self._total_file_current = True
 
     def _wait_while_degraded(self, stop: threading.Event) -> None:
-        assignment = self._consumer.assignment()
-        if assignment:
-            self._consumer.pause(assignment)
+        if self._assigned:
+            self._consumer.pause(self._partitions(self._assigned))
             self._paused = True
         deadline = time.monotonic() + self._config.retry_interval_seconds
         while not stop.is_set() and time.monotonic() < deadline:
@@ -174,63 +178,37 @@ class LedgerConsumer:
 
     def _resume_from_store(self) -> None:
         checkpoints = self._writer.checkpoints(self._topic)
-        verified = [tp for tp in self._consumer.assignment() if tp.partition not in self._unverified]
-        for tp in verified:
-            checkpoint = checkpoints.get(tp.partition)
+        verified = self._assigned - self._guard.unverified
+        for partition in verified:
+            checkpoint = checkpoints.get(partition)
             self._consumer.seek(
                 TopicPartition(
-                    tp.topic, tp.partition, checkpoint.next_offset if checkpoint else OFFSET_BEGINNING
+                    self._topic, partition, checkpoint.next_offset if checkpoint else OFFSET_BEGINNING
                 )
             )
-        self._consumer.resume(verified)
+        self._consumer.resume(self._partitions(verified))
         self._paused = False
 
     def _guard_logs(self) -> None:
-        now = time.monotonic()
-        if now < self._next_log_check:
-            return
-        self._next_log_check = now + (
-            self._config.retry_interval_seconds
-            if self._unverified
-            else self._config.log_check_interval_seconds
-        )
-        assigned = sorted(tp.partition for tp in self._consumer.assignment())
-        if not assigned:
-            return
-        try:
-            decisions, restarted = self._guard.check(assigned, self._unverified)
-        except (LogUnknown, StoreUnwritable) as exc:
-            # Kafka may come back with another log (a replaced broker): hold everything until it is seen.
-            if str(exc) != self._log_problem:
-                log.warning(
-                    "partitions paused until Kafka shows which log it serves",
-                    extra={"partitions": assigned, "reason": str(exc)},
-                )
-            self._log_problem = str(exc)
-            self._consumer.pause([TopicPartition(self._topic, p) for p in assigned])
-            self._unverified = set(assigned)
-            self._next_log_check = now + self._config.retry_interval_seconds
-            return
+        restarted = self._guard.guard(self._consumer, sorted(self._assigned))
         if restarted:
             self._reconnect(sorted(restarted))
+
+    def _rejoin_if_left_out(self) -> None:
+        if self._unassigned_since is None:
             return
-        unsettled: set[int] = set()
-        for partition, offset in decisions.items():
-            if offset is not None:
-                try:
-                    self._consumer.seek(TopicPartition(self._topic, partition, offset))
-                except KafkaException as exc:  # checked again, paused, at the next try
-                    unsettled.add(partition)
-                    self._log_problem = f"seek of partition {partition} failed: {exc}"
-        if unsettled:
-            self._consumer.pause([TopicPartition(self._topic, p) for p in unsettled])
-        self._consumer.resume([TopicPartition(self._topic, p) for p in self._unverified - unsettled])
-        if self._unverified and not unsettled:
-            log.info(
-                "partitions' Kafka logs verified; consuming", extra={"partitions": sorted(self._unverified)}
-            )
-        self._unverified = unsettled
-        self._log_problem = self._log_problem if unsettled else ""
+        waited = time.monotonic() - self._unassigned_since
+        if waited < self._config.rejoin_after_seconds:
+            return
+        log.warning(
+            "subscribed without partitions for too long; rejoining the consumer group with a new consumer",
+            extra={"seconds_without_partitions": round(waited, 1), "group_id": self._config.group_id},
+        )
+        metrics.CONSUMER_REJOINS.inc()
+        with tracer.start_as_current_span(
+            "ledger rejoin kafka group", attributes={"ledger.seconds_without_partitions": waited}
+        ):
+            self._replace_consumer()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         checkpoints = self._writer.checkpoints(self._topic)
@@ -240,8 +218,12 @@ class LedgerConsumer:
         consumer.assign(partitions)
         # Nothing is read until the guard has seen which log Kafka serves (the next loop turn).
         consumer.pause(partitions)
-        self._unverified = {tp.partition for tp in partitions}
-        self._next_log_check = 0.0
+        self._assigned = {tp.partition for tp in partitions}
+        self._guard.hold(self._assigned)
+        if self._assigned:
+            self._unassigned_since = None
+        elif self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
         self._paused = False
         log.info("partitions assigned", extra={"resume_at": {tp.partition: tp.offset for tp in partitions}})
         self._set_status(CONSUMING if self._pending is None else self._status.state)
@@ -252,11 +234,15 @@ class LedgerConsumer:
             self._pending.end_spans()
             self._pending = None
         consumer.unassign()
-        self._unverified = set()
+        self._assigned = set()
+        if self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
+        self._guard.forget()
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
         self._set_status("rebalancing")
 
     def _subscribe(self) -> None:
+        self._unassigned_since = time.monotonic()
         self._consumer.subscribe(
             [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
@@ -267,25 +253,29 @@ class LedgerConsumer:
         for a leader forever. Static membership hands the partitions straight back, and the guard
         verifies them against the checkpoints it has just reset."""
         log.info("reconnecting to Kafka to read the new log", extra={"partitions": partitions})
+        self._dead_letters.reconnect()
+        self._replace_consumer()
+
+    def _replace_consumer(self) -> None:
         self._consumer.close()
         self._consumer = new_consumer(self._config, self._kafka)
-        self._dead_letters.reconnect()
-        self._unverified = set()
+        # close() revokes through the callback only where the group still knew this member.
+        self._assigned = set()
+        self._guard.forget()
         self._subscribe()
         self._set_status("rebalancing")
 
+    def _partitions(self, partitions: set[int]) -> list[TopicPartition]:
+        return [TopicPartition(self._topic, p) for p in sorted(partitions)]
+
     def _set_status(self, state: str, reason: str = "") -> None:
-        try:
-            assigned = sorted(tp.partition for tp in self._consumer.assignment())
-        except KafkaException:  # the consumer is closing
-            assigned = []
-        unverified = sorted(self._unverified)
+        unverified = sorted(self._guard.unverified)
         self._status = ConsumerStatus(
             state,
-            assigned,
+            sorted(self._assigned),
             reason,
             unverified=unverified,
-            log_problem=self._log_problem if unverified else "",
+            log_problem=self._guard.problem if unverified else "",
         )
         metrics.PARTITIONS_UNVERIFIED.set(len(unverified))
         consumer_status.write(self._config.status_file, self._status)

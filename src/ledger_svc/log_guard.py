@@ -1,26 +1,91 @@
 """Before the consumer reads a partition, and every few seconds while it does: is the log Kafka serves
-the one the store's checkpoint belongs to? (The decision itself is kafka_log.judge.)"""
+the one the store's checkpoint belongs to? (The decision itself is kafka_log.judge.) Newly assigned
+partitions stay paused until it is shown."""
 
 from __future__ import annotations
 
 import logging
+import time
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from opentelemetry import trace
 
 from ledger_svc import metrics
-from ledger_svc.kafka_consumer import LogInspector
+from ledger_svc.config import LedgerSettings
+from ledger_svc.kafka_consumer import LogInspector, LogUnknown
 from ledger_svc.kafka_log import Checkpoint, LogId, Match, Verdict, judge
-from ledger_svc.store import LedgerWriter
+from ledger_svc.store import LedgerWriter, StoreUnwritable
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
 class LogGuard:
-    def __init__(self, topic: str, writer: LedgerWriter, inspector: LogInspector):
+    def __init__(self, config: LedgerSettings, topic: str, writer: LedgerWriter, inspector: LogInspector):
+        self._config = config
         self._topic = topic
         self._writer = writer
         self._inspector = inspector
+        self.unverified: set[int] = set()  # assigned, paused until their log has been seen
+        self.problem = ""  # why they still wait, for /readyz
+        self._next_check = 0.0
+
+    def hold(self, partitions: set[int]) -> None:
+        """Newly assigned partitions, paused by the caller: they are checked at the next guard()."""
+        self.unverified = set(partitions)
+        self._next_check = 0.0
+
+    def forget(self) -> None:
+        """The partitions were revoked, or the consumer is replaced."""
+        self.unverified = set()
+
+    def guard(self, consumer: Consumer, assigned: list[int]) -> set[int]:
+        """When due, check the assigned partitions' logs: pause what cannot be checked, seek and resume
+        what was held, and return the partitions whose log started again (for the caller to read
+        through a new consumer)."""
+        now = time.monotonic()
+        if now < self._next_check or not assigned:
+            return set()
+        interval = (
+            self._config.retry_interval_seconds
+            if self.unverified
+            else self._config.log_check_interval_seconds
+        )
+        self._next_check = now + interval
+        try:
+            decisions, restarted = self.check(assigned, self.unverified)
+        except (LogUnknown, StoreUnwritable) as exc:
+            # Kafka may come back with another log (a replaced broker): hold everything until it is seen.
+            if str(exc) != self.problem:
+                log.warning(
+                    "partitions paused until Kafka shows which log it serves",
+                    extra={"partitions": assigned, "reason": str(exc)},
+                )
+            self.problem = str(exc)
+            consumer.pause([TopicPartition(self._topic, p) for p in assigned])
+            self.unverified = set(assigned)
+            self._next_check = now + self._config.retry_interval_seconds
+            return set()
+        if restarted:
+            return restarted
+        unsettled: set[int] = set()
+        for partition, offset in decisions.items():
+            if offset is not None:
+                try:
+                    consumer.seek(TopicPartition(self._topic, partition, offset))
+                except KafkaException as exc:  # checked again, paused, at the next try
+                    unsettled.add(partition)
+                    self.problem = f"seek of partition {partition} failed: {exc}"
+        if unsettled:
+            consumer.pause([TopicPartition(self._topic, p) for p in unsettled])
+        consumer.resume([TopicPartition(self._topic, p) for p in self.unverified - unsettled])
+        if self.unverified and not unsettled:
+            log.info(
+                "partitions' Kafka logs verified; consuming", extra={"partitions": sorted(self.unverified)}
+            )
+        self.unverified = unsettled
+        self.problem = self.problem if unsettled else ""
+        return set()
 
     def check(self, assigned: list[int], unverified: set[int]) -> tuple[dict[int, int | None], set[int]]:
         """Where each assigned partition goes on (an offset to seek to, or None to read on from where it

@@ -58,3 +58,8 @@ PARTITIONS_UNVERIFIED = Gauge(
     "Assigned partitions held paused until Kafka shows which log it serves.",
     multiprocess_mode="livemax",
 )
+CONSUMER_REJOINS = Counter(
+    "ledger_consumer_rejoins_total",
+    "Times the consumer was replaced to rejoin its group after LEDGER_REJOIN_AFTER_SECONDS subscribed"
+    " without partitions.",
+)

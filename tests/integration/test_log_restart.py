@@ -18,14 +18,13 @@ import grpc
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.kafka_broker import KafkaBroker, create_topic
 from devstack.services import http_json, wait_until
 from ledger_svc.store_file import STORE_FILE
 from tests.conftest import PARTITIONS, Topic, make_topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory, producer
-from tests.services import Ledger, SumService, add, new_id
+from tests.services import Ledger, SumService, add, new_id, sample, samples
 
 BEFORE, AFTER = 300, 900
 # Seconds, so that a topic created again under a running ledger is noticed at once.
@@ -78,20 +77,6 @@ def end_offsets(topic: Topic) -> dict[int, int]:
         }
     finally:
         consumer.close()
-
-
-def samples(url: str, name: str) -> list[tuple[dict[str, str], float]]:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    return [
-        (sample.labels, sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    ]
-
-
-def sample(url: str, name: str, **labels: str) -> float | None:
-    return next((value for found, value in samples(url, name) if labels.items() <= found.items()), None)
 
 
 def restarts(ledger: Ledger) -> dict[str, float]:

@@ -83,11 +83,30 @@ def test_non_positive_or_non_finite_seconds_are_refused(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("LEDGER_HTTP_PORT", "99999"), ("LEDGER_WEB_WORKERS", "0"), ("LEDGER_DEAD_LETTER_TOPIC", "bad topic")],
+    [
+        ("LEDGER_HTTP_PORT", "99999"),
+        ("LEDGER_WEB_WORKERS", "0"),
+        ("LEDGER_DEAD_LETTER_TOPIC", "bad topic"),
+        # Below the consumer's session timeout an empty assignment can be an ordinary rebalance.
+        ("LEDGER_REJOIN_AFTER_SECONDS", "19.9"),
+        ("LEDGER_REJOIN_AFTER_SECONDS", "3601"),
+    ],
 )
 def test_bad_ledger_variables_are_named(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
     assert variable in refusal(LedgerSettings)
+
+
+@pytest.mark.parametrize("value", ["20", "3600"])
+def test_rejoin_after_accepts_its_bounds(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LEDGER_REJOIN_AFTER_SECONDS", value)
+    assert settings.load(LedgerSettings).rejoin_after_seconds == float(value)
+
+
+def test_rejoin_after_refusal_names_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_REJOIN_AFTER_SECONDS", "5")
+    message = refusal(LedgerSettings)
+    assert "LEDGER_REJOIN_AFTER_SECONDS: Input should be greater than or equal to 20" in message
 
 
 @pytest.mark.parametrize(
