@@ -27,9 +27,13 @@ class BadQuery(ValueError):
 
 
 def _int_param(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        # Proxies and clients disagree on which copy wins; taking one would answer a question not asked.
+        raise BadQuery(f"{name} must be given at most once")
+    if not values:
         return default
+    raw = values[0]
     if not re.fullmatch(r"[0-9]{1,19}", raw):
         raise BadQuery(f"{name} must be an integer between {low} and {high}")
     value = int(raw)

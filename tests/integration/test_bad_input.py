@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import grpc
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,6 +75,12 @@ def test_rest_query_parameters_are_validated(topic: Topic, start_ledger: LedgerF
             assert body["error"] == "bad_request" and body["message"]
 
     check()
+    status, body = http_json(f"{ledger.url}/v1/entries?limit=5&limit=7")
+    assert (status, body) == (400, {"error": "bad_request", "message": "limit must be given at most once"})
+    # gunicorn refuses a request line over its limit before Flask sees it, as openapi.json documents.
+    with pytest.raises(urllib.error.HTTPError) as too_long:
+        urllib.request.urlopen(f"{ledger.url}/v1/entries?after={'0' * 5000}", timeout=5)
+    assert too_long.value.code == 414
     for path in ("/nope", "/v1/total/extra", "/v2/total"):
         status, body = http_json(f"{ledger.url}{path}")
         assert status == 404 and body["error"] == "not_found"

@@ -170,6 +170,9 @@ def test_walking_next_cursor_visits_every_entry_once(client: FlaskClient) -> Non
         "after=%201",
         "colour=red",
         "after=1&cursor=2",
+        "limit=5&limit=7",
+        "after=1&after=1",
+        "limit=&limit=5",
     ],
 )
 def test_bad_query_parameters_are_400_json(client: FlaskClient, query: str) -> None:
@@ -178,6 +181,13 @@ def test_bad_query_parameters_are_400_json(client: FlaskClient, query: str) -> N
     body = json_of(response)
     assert body["error"] == "bad_request"
     assert body["message"]
+
+
+@pytest.mark.parametrize("name", ["after", "limit"])
+def test_a_repeated_parameter_is_named_in_the_400(client: FlaskClient, name: str) -> None:
+    response = client.get(f"/v1/entries?{name}=1&{name}=2")
+    assert response.status_code == 400
+    assert json_of(response) == {"error": "bad_request", "message": f"{name} must be given at most once"}
 
 
 def test_largest_cursor_is_accepted(client: FlaskClient) -> None:
