@@ -1,7 +1,9 @@
 """Tracing set-up and W3C trace context on Kafka headers.
 
-Spans are always recorded, so every log line and every Kafka record carries a real
-trace id; they are only exported when the standard OTEL_* variables ask for it.
+Every span has real ids, so every log line and every Kafka record carries a trace id.
+Spans are recorded and exported only when the standard OTEL_* variables ask for an
+exporter (sampled as OTEL_TRACES_SAMPLER says); without one, the sampler drops them
+at creation, so a call pays for its ids and nothing more.
 The export path itself is the opentelemetry-distro configurator, so every
 standard variable (endpoint, protocol, headers, sampler, resource) works as
 documented upstream instead of through options of ours.
@@ -15,6 +17,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.distro import OpenTelemetryConfigurator, OpenTelemetryDistro
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 HeaderValue = str | bytes | None
 KafkaHeaders = list[tuple[str, HeaderValue]] | dict[str, HeaderValue]
@@ -36,7 +39,7 @@ def configure_tracing(service_name: str) -> None:
         return
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
     if not exporting_requested():
-        trace.set_tracer_provider(TracerProvider(resource=Resource.create()))
+        trace.set_tracer_provider(TracerProvider(sampler=ALWAYS_OFF, resource=Resource.create()))
         return
     # Traces only: metrics are scraped by Prometheus and logs are collected from stderr.
     os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
@@ -51,9 +54,9 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
-def headers_for_current_span() -> list[tuple[str, HeaderValue]]:
+def headers_for_span(span: trace.Span) -> list[tuple[str, HeaderValue]]:
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
     return [(key, value.encode()) for key, value in carrier.items()]
 
 

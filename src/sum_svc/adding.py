@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -14,8 +13,9 @@ from sum_svc.idempotency import IdempotencyRecord
 
 
 class EventPublisher(Protocol):
-    def publish(self, event: SumComputed) -> Future[None]:
-        """Start publishing; the future completes when Kafka acknowledged or refused the event."""
+    def publish(self, event: SumComputed, delivery: asyncio.Future[None]) -> None:
+        """Start publishing; delivery completes, on the event loop, when Kafka acknowledged or refused
+        the event. Raises when the event cannot even be queued."""
         ...
 
 
@@ -31,6 +31,8 @@ class AddResult:
 
 
 class Adder:
+    """Runs on the server's event loop, like the record and the publisher it drives."""
+
     def __init__(
         self,
         record: IdempotencyRecord,
@@ -43,16 +45,20 @@ class Adder:
         self._kafka_reachable = kafka_reachable
         self._now = now
 
-    def add(self, request_id: str, a: int, b: int, timeout: float) -> AddResult:
+    async def add(self, request_id: str, a: int, b: int, timeout: float) -> AddResult:
         """Raise InvalidRequestId, Int64Overflow, RequestIdConflict or KafkaUnavailable, else the sum."""
         request_id = canonical_request_id(request_id)
         total = add_int64(a, b)
         claim = self._record.claim(request_id, a, b, total)
+        delivery = claim.entry.delivery
         if claim.is_new:
-            self._start_publication(claim.entry.delivery, SumComputed(request_id, a, b, total, self._now()))
+            self._start_publication(delivery, SumComputed(request_id, a, b, total, self._now()))
         try:
-            claim.entry.delivery.result(timeout=timeout)
-        except FutureTimeout:
+            async with asyncio.timeout(timeout):
+                # Shielded: the publication is shared by every caller of this id, so one caller's
+                # deadline or cancellation must not cancel it for the others.
+                await asyncio.shield(delivery)
+        except TimeoutError:
             raise KafkaUnavailable(
                 f"Kafka did not acknowledge the event within {timeout:.1f}s; retry with the same request_id"
             ) from None
@@ -62,26 +68,13 @@ class Adder:
             ) from None
         return AddResult(request_id=request_id, sum=total, replayed=not claim.is_new)
 
-    def _start_publication(self, delivery: Future[None], event: SumComputed) -> None:
+    def _start_publication(self, delivery: asyncio.Future[None], event: SumComputed) -> None:
         # Fail fast while the broker is known to be down rather than queue an event the
         # client will be told failed but that could still be delivered later.
         if not self._kafka_reachable():
             delivery.set_exception(ConnectionError("Kafka is unreachable"))
             return
         try:
-            published = self._publisher.publish(event)
+            self._publisher.publish(event, delivery)
         except Exception as exc:
             delivery.set_exception(exc)
-            return
-        published.add_done_callback(lambda done: _copy_outcome(done, delivery))
-
-
-def _copy_outcome(source: Future[None], target: Future[None]) -> None:
-    if source.cancelled():
-        target.set_exception(ConnectionError("publication cancelled"))
-        return
-    error = source.exception()
-    if error is None:
-        target.set_result(None)
-    else:
-        target.set_exception(error)

@@ -16,7 +16,6 @@ class SumSettings(BaseSettings):
     grpc_host: str = "[::]"
     grpc_port: Port = 50051
     metrics_port: Port = 9464
-    max_workers: Annotated[int, Field(ge=1, le=1024)] = 64
     idempotency_max_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
     idempotency_ttl_seconds: PositiveSeconds = 3600
     publish_timeout_seconds: PositiveSeconds = 5

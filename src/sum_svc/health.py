@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
 from collections.abc import Callable
 
 from grpc_health.v1 import health, health_pb2
@@ -21,46 +22,48 @@ class KafkaHealth:
     """Publishes SERVING only while the probe says Kafka can take our events."""
 
     def __init__(self, probe: Callable[[float], bool], interval: float):
-        self.servicer = health.HealthServicer()
+        self.servicer = health.aio.HealthServicer()
         self._probe = probe
         self._interval = interval
-        self._reachable = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kafka-health-probe", daemon=True)
-        self._set(reachable=False, announce=False)
-        self.servicer.set(LIVENESS_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self._reachable = False
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    async def start(self) -> None:
+        await self._set(reachable=False, announce=False)
+        await self.servicer.set(LIVENESS_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self._task = asyncio.create_task(self._run(), name="kafka-health-probe")
 
     def is_reachable(self) -> bool:
-        return self._reachable.is_set()
+        return self._reachable
 
-    def shut_down(self) -> None:
+    async def shut_down(self) -> None:
         """Report NOT_SERVING for good, so load balancers drain us before the server stops."""
         self._stopping.set()
-        self.servicer.enter_graceful_shutdown()
+        await self.servicer.enter_graceful_shutdown()
+        if self._task is not None:
+            # The probe in flight runs in a thread and ends within its own timeout.
+            await self._task
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
         while not self._stopping.is_set():
-            reachable = self._probe(max(self._interval, 1.0))
-            if reachable != self._reachable.is_set() and not self._stopping.is_set():
-                self._set(reachable, announce=True)
-            self._stopping.wait(self._interval)
+            # The probe blocks on a Kafka metadata request: a thread keeps the loop serving meanwhile.
+            reachable = await asyncio.to_thread(self._probe, max(self._interval, 1.0))
+            if reachable != self._reachable and not self._stopping.is_set():
+                await self._set(reachable, announce=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
 
-    def _set(self, reachable: bool, announce: bool) -> None:
+    async def _set(self, reachable: bool, announce: bool) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if reachable
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in SERVICE_NAMES:
-            self.servicer.set(name, status)
+            await self.servicer.set(name, status)
         metrics.KAFKA_REACHABLE.set(1 if reachable else 0)
-        if reachable:
-            self._reachable.set()
-        else:
-            self._reachable.clear()
+        self._reachable = reachable
         if announce:
             if reachable:
                 log.info("kafka reachable; serving")

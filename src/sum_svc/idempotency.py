@@ -1,20 +1,22 @@
-"""A bounded, thread-safe memory of recent request ids and their publication.
+"""A bounded memory of recent request ids and their publication, confined to the event loop.
 
 Each entry holds the operands and a future that completes when Kafka has
 acknowledged (or finally refused) the event. Concurrent and later repeats wait on
 that same future, so one request id is published once per replica while the
 entry lives. Memory is bounded by max_entries and ttl; an evicted id that comes
 back is published again, which the ledger absorbs because it deduplicates too.
+
+Every method runs on the server's event loop, so no lock is needed: claims and
+settlements never interleave inside a method.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class RequestIdConflict(ValueError):
@@ -27,7 +29,7 @@ class Entry:
     b: int
     sum: int
     expires_at: float
-    delivery: Future[None] = field(default_factory=Future)
+    delivery: asyncio.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,43 +45,44 @@ class IdempotencyRecord:
         self._max_entries = max_entries
         self._ttl = ttl_seconds
         self._clock = clock
-        self._lock = threading.Lock()
         # Ordered by expiry: insertion for pending entries, re-queued at the end on success.
         self._entries: OrderedDict[str, Entry] = OrderedDict()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._entries)
 
     def claim(self, request_id: str, a: int, b: int, total: int) -> Claim:
         """Return the live entry for request_id, creating it (is_new) when there is none."""
         now = self._clock()
-        with self._lock:
-            self._drop_expired(now)
-            entry = self._entries.get(request_id)
-            if entry is not None:
-                if (entry.a, entry.b) != (a, b):
-                    raise RequestIdConflict(
-                        f"request_id {request_id} was already used with a={entry.a}, b={entry.b}"
-                    )
-                return Claim(entry, is_new=False)
-            entry = Entry(a=a, b=b, sum=total, expires_at=now + self._ttl)
-            self._entries[request_id] = entry
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-        entry.delivery.add_done_callback(lambda delivery: self._settle(request_id, entry, delivery))
+        self._drop_expired(now)
+        entry = self._entries.get(request_id)
+        if entry is not None and _failed(entry.delivery):
+            # Failed, and its settlement not run yet (it is scheduled on the loop): publish afresh.
+            del self._entries[request_id]
+            entry = None
+        if entry is not None:
+            if (entry.a, entry.b) != (a, b):
+                raise RequestIdConflict(
+                    f"request_id {request_id} was already used with a={entry.a}, b={entry.b}"
+                )
+            return Claim(entry, is_new=False)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = Entry(a=a, b=b, sum=total, expires_at=now + self._ttl, delivery=delivery)
+        self._entries[request_id] = entry
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        delivery.add_done_callback(lambda _: self._settle(request_id, entry))
         return Claim(entry, is_new=True)
 
-    def _settle(self, request_id: str, entry: Entry, delivery: Future[None]) -> None:
-        with self._lock:
-            if self._entries.get(request_id) is not entry:
-                return
-            if delivery.exception() is not None:
-                # Forget a failed publication so the client's retry publishes afresh.
-                del self._entries[request_id]
-            else:
-                entry.expires_at = self._clock() + self._ttl
-                self._entries.move_to_end(request_id)
+    def _settle(self, request_id: str, entry: Entry) -> None:
+        if self._entries.get(request_id) is not entry:
+            return
+        if _failed(entry.delivery):
+            # Forget a failed publication so the client's retry publishes afresh.
+            del self._entries[request_id]
+        else:
+            entry.expires_at = self._clock() + self._ttl
+            self._entries.move_to_end(request_id)
 
     def _drop_expired(self, now: float) -> None:
         while self._entries:
@@ -87,3 +90,7 @@ class IdempotencyRecord:
             if oldest.expires_at > now:
                 return
             del self._entries[request_id]
+
+
+def _failed(delivery: asyncio.Future[None]) -> bool:
+    return delivery.done() and (delivery.cancelled() or delivery.exception() is not None)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import Future
+from collections import deque
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from distsum import event_codec, telemetry
 from distsum.domain import SumComputed
@@ -25,9 +26,61 @@ class KafkaDeliveryError(RuntimeError):
     pass
 
 
+# A delivery report as the poller thread saw it: the publication, Kafka's error, partition and offset.
+_Report = tuple["_Pending", KafkaError | None, int, int]
+
+
+class _Pending:
+    """One event between produce() and its delivery report."""
+
+    __slots__ = ("delivery", "reports", "span", "started")
+
+    def __init__(self, delivery: asyncio.Future[None], span: Span, started: float, reports: deque[_Report]):
+        self.delivery = delivery
+        self.span = span
+        self.started = started
+        self.reports = reports
+
+    def reported(self, error: KafkaError | None, message: Message) -> None:
+        """On the poller thread (or a flushing one): only queue the outcome; the loop settles it."""
+        # A refused event may carry no partition or offset; only acknowledged ones are read.
+        self.reports.append((self, error, message.partition() or 0, message.offset() or 0))
+
+    def settle(self, error: KafkaError | None, partition: int, offset: int) -> None:
+        metrics.PRODUCE_DURATION.observe(time.monotonic() - self.started)
+        span = self.span
+        if error is not None:
+            metrics.PRODUCE_ERRORS.labels(reason=error.name()).inc()
+            span.set_status(Status(StatusCode.ERROR, error.str()))
+            outcome: BaseException | None = KafkaDeliveryError(error.str())
+        else:
+            if span.is_recording():
+                span.set_attribute("messaging.destination.partition.id", str(partition))
+                span.set_attribute("messaging.kafka.offset", offset)
+            outcome = None
+        span.end()
+        if self.delivery.done():
+            return
+        if outcome is None:
+            self.delivery.set_result(None)
+        else:
+            self.delivery.set_exception(outcome)
+
+
 class KafkaPublisher:
-    def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout: float, client_id: str):
+    """Produces from the event loop; a poller thread serves librdkafka's delivery reports and hands
+    them back to the loop in batches, one wake-up per poll instead of one thread hop per event."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        delivery_timeout: float,
+        client_id: str,
+        loop: asyncio.AbstractEventLoop,
+    ):
         self._topic = topic
+        self._loop = loop
         self._client_log = KafkaClientLog(log)
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
@@ -43,16 +96,18 @@ class KafkaPublisher:
             **self._client_log.config(),
             "error_cb": self._on_error,
         }
+        # Held around produce() and the producer's replacement, so no event is queued on a producer
+        # that is no longer polled.
         self._lock = threading.Lock()
         self._producer = Producer(self._config)
+        self._reports: deque[_Report] = deque()
         self._replace_because = ""  # set (by error_cb or the probe) for the poller thread to act on
         self._cluster_id: str | None = None
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
 
-    def publish(self, event: SumComputed) -> Future[None]:
-        delivery: Future[None] = Future()
+    def publish(self, event: SumComputed, delivery: asyncio.Future[None]) -> None:
         span = tracer.start_span(
             f"{self._topic} publish",
             kind=SpanKind.PRODUCER,
@@ -63,37 +118,21 @@ class KafkaPublisher:
                 "messaging.kafka.message.key": event.request_id,
             },
         )
-        with trace.use_span(span, end_on_exit=False):
-            headers = telemetry.headers_for_current_span()
-        started = time.monotonic()
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            metrics.PRODUCE_DURATION.observe(time.monotonic() - started)
-            if error is not None:
-                metrics.PRODUCE_ERRORS.labels(reason=error.name()).inc()
-                span.set_status(Status(StatusCode.ERROR, error.str()))
-                delivery.set_exception(KafkaDeliveryError(error.str()))
-            else:
-                span.set_attribute("messaging.destination.partition.id", str(message.partition()))
-                span.set_attribute("messaging.kafka.offset", message.offset())
-                delivery.set_result(None)
-            span.end()
-
+        pending = _Pending(delivery, span, time.monotonic(), self._reports)
         try:
             with self._lock:
                 self._producer.produce(
                     self._topic,
                     key=event.request_id.encode(),
                     value=event_codec.encode(event),
-                    headers=headers,
-                    on_delivery=on_delivery,
+                    headers=telemetry.headers_for_span(span),
+                    on_delivery=pending.reported,
                 )
         except (BufferError, KafkaException) as exc:
             metrics.PRODUCE_ERRORS.labels(reason=type(exc).__name__).inc()
             span.set_status(Status(StatusCode.ERROR, str(exc)))
             span.end()
             raise
-        return delivery
 
     def probe(self, timeout: float) -> bool:
         """True when a broker answered metadata for our topic, with a leader for every partition."""
@@ -144,6 +183,18 @@ class KafkaPublisher:
             with self._lock:
                 producer = self._producer
             producer.poll(0.1)
+            if self._reports:
+                try:
+                    self._loop.call_soon_threadsafe(self._settle_reports)
+                except RuntimeError:  # the loop is closed: nobody waits for these outcomes any more
+                    self._reports.clear()
+
+    def _settle_reports(self) -> None:
+        """On the loop: complete the publications Kafka has reported on."""
+        reports = self._reports
+        while reports:
+            pending, error, partition, offset = reports.popleft()
+            pending.settle(error, partition, offset)
 
     def _replace_producer(self) -> None:
         # What the old producer still holds fails (those clients get UNAVAILABLE and retry with the same

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
-import threading
-from concurrent import futures
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2_grpc
-from opentelemetry.instrumentation.grpc import filters, server_interceptor
 from prometheus_client import start_http_server
 
 from distsum import logs, settings, telemetry
@@ -18,7 +17,7 @@ from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import metrics, reflection
 from sum_svc.adding import Adder
 from sum_svc.config import SumSettings
-from sum_svc.grpc_api import MetricsInterceptor, SumServicer
+from sum_svc.grpc_api import SumServicer, TelemetryInterceptor
 from sum_svc.health import KafkaHealth
 from sum_svc.idempotency import IdempotencyRecord
 from sum_svc.kafka_publisher import KafkaPublisher
@@ -26,30 +25,27 @@ from sum_svc.kafka_publisher import KafkaPublisher
 log = logging.getLogger("sum_svc")
 
 
-def main() -> None:
-    logs.configure("sum-svc")
-    config = settings.load(SumSettings)
-    kafka = settings.load(settings.KafkaSettings)
-    telemetry.configure_tracing("sum-svc")
+async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
 
     publisher = KafkaPublisher(
         kafka.bootstrap_servers,
         kafka.topic,
         config.delivery_timeout_seconds,
         client_id=f"sum-svc-{socket.gethostname()}",
+        loop=loop,
     )
     health = KafkaHealth(publisher.probe, config.health_probe_interval_seconds)
     record = IdempotencyRecord(config.idempotency_max_entries, config.idempotency_ttl_seconds)
     metrics.IDEMPOTENCY_ENTRIES.set_function(lambda: len(record))
     adder = Adder(record, publisher, health.is_reachable)
 
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
-        interceptors=[
-            server_interceptor(filter_=filters.negate(filters.health_check())),
-            MetricsInterceptor(),
-        ],
-    )
+    # One event loop serves every call: the work between receiving a request and Kafka's
+    # acknowledgement never blocks, so threads would only add hand-offs and contention.
+    server = grpc.aio.server(interceptors=[TelemetryInterceptor()])
     sum_pb2_grpc.add_SumServiceServicer_to_server(SumServicer(adder, config.publish_timeout_seconds), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable(
@@ -59,25 +55,28 @@ def main() -> None:
     if server.add_insecure_port(address) == 0:
         raise SystemExit(f"cannot listen on {address}")
     start_http_server(config.metrics_port)
-    server.start()
-    health.start()
+    await server.start()
+    await health.start()
     log.info(
         "sum service started",
         extra={"grpc": address, "metrics_port": config.metrics_port, "topic": kafka.topic},
     )
 
-    stop_requested = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop_requested.set())
-    # A SIGTERM the kernel hands to one of the gRPC threads only runs its Python handler once the main
-    # thread executes bytecode again, so an untimed wait could sleep through it.
-    while not stop_requested.wait(timeout=0.5):
-        pass
-
+    await stop_requested.wait()
     log.info("stopping: draining in-flight requests", extra={"grace_seconds": config.shutdown_grace_seconds})
-    health.shut_down()
-    server.stop(config.shutdown_grace_seconds).wait()
-    publisher.close(config.shutdown_grace_seconds)
+    await health.shut_down()
+    await server.stop(config.shutdown_grace_seconds)
+    await asyncio.to_thread(publisher.close, config.shutdown_grace_seconds)
+
+
+def main() -> None:
+    logs.configure("sum-svc")
+    config = settings.load(SumSettings)
+    kafka = settings.load(settings.KafkaSettings)
+    telemetry.configure_tracing("sum-svc")
+    # uvloop's event loop costs less per call than asyncio's own (measured: README, "Performance").
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(config, kafka))
     telemetry.shutdown_tracing()
     log.info("sum service stopped")
 

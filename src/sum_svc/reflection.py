@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 
 
-class MethodAwareReflection(reflection.ReflectionServicer):  # type: ignore[misc]  # untyped base
+class MethodAwareReflection(reflection.aio.ReflectionServicer):  # type: ignore[misc]  # untyped base
     def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
         service, _, method = fully_qualified_name.rpartition(".")
         try:
@@ -28,7 +28,7 @@ class MethodAwareReflection(reflection.ReflectionServicer):  # type: ignore[misc
         return super()._file_containing_symbol(request, fully_qualified_name)
 
 
-def enable(server: grpc.Server, service_names: tuple[str, ...]) -> None:
+def enable(server: grpc.aio.Server, service_names: tuple[str, ...]) -> None:
     """Serve reflection (v1 and v1alpha) listing service_names and both reflection services."""
     names = (*service_names, V1_SERVICE_NAME, reflection.SERVICE_NAME)
     servicer = MethodAwareReflection(names)

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from confluent_kafka import Consumer
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from devstack.kafka_broker import free_port
 from devstack.services import wait_until
+from distsum.v1 import sum_pb2
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
 from tests.services import add, new_id
@@ -117,3 +119,39 @@ def test_one_trace_spans_the_grpc_call_and_the_ledger_apply(
     ]
     added = next(line for line in log_lines if line["msg"] == "added")
     assert (added["trace_id"], added["span_id"]) == (server_span.trace_id, server_span.span_id)
+
+
+def test_without_an_exporter_the_callers_trace_id_still_reaches_the_logs_and_the_record(
+    topic: Topic, start_sum_service: SumServiceFactory
+) -> None:
+    """No span is recorded without an exporter, yet logs and the Kafka record carry the trace id."""
+    service = start_sum_service(topic, LOG_LEVEL="DEBUG")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    request_id = new_id()
+    service.stub().Add(
+        sum_pb2.AddRequest(request_id=request_id, a=1, b=2),
+        timeout=10,
+        metadata=(("traceparent", traceparent),),
+    )
+
+    consumer = Consumer(
+        {"bootstrap.servers": topic.bootstrap, "group.id": new_id(), "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic.name])
+    try:
+        record = wait_until(lambda: consumer.poll(0.5), 30, "the published record")
+    finally:
+        consumer.close()
+    headers = dict(record.headers() or [])
+    published = headers["traceparent"]
+    assert isinstance(published, bytes)
+    published = published.decode()
+    assert published.split("-")[1] == trace_id
+    assert published.endswith("-00")  # not sampled: nothing was recorded or exported
+
+    log_lines = [
+        json.loads(line) for line in service.process.log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    added = next(line for line in log_lines if line["msg"] == "added" and line["request_id"] == request_id)
+    assert added["trace_id"] == trace_id

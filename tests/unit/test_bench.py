@@ -236,5 +236,9 @@ def test_settings_defaults_and_refusals() -> None:
 
 
 def test_settings_record_service_variables_but_no_credentials() -> None:
-    env = {"SUM_MAX_WORKERS": "8", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=x", "SUM_GRPC_PORT": "1"}
-    assert Settings.from_env({}).as_dict(env)["service_env"] == {"SUM_MAX_WORKERS": "8"}
+    env = {
+        "SUM_PUBLISH_TIMEOUT_SECONDS": "2",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=x",
+        "SUM_GRPC_PORT": "1",
+    }
+    assert Settings.from_env({}).as_dict(env)["service_env"] == {"SUM_PUBLISH_TIMEOUT_SECONDS": "2"}

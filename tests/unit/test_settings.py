@@ -51,10 +51,10 @@ def test_bad_port_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str
 
 def test_every_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUM_GRPC_PORT", "abc")
-    monkeypatch.setenv("SUM_MAX_WORKERS", "0")
+    monkeypatch.setenv("SUM_IDEMPOTENCY_MAX_ENTRIES", "0")
     message = refusal(SumSettings)
     assert "SUM_GRPC_PORT" in message
-    assert "SUM_MAX_WORKERS" in message
+    assert "SUM_IDEMPOTENCY_MAX_ENTRIES" in message
     assert "SUM_METRICS_PORT" not in message
 
 
