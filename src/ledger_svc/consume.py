@@ -10,7 +10,7 @@ import threading
 from distsum import logs, settings, telemetry
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consumer import LedgerConsumer
+from ledger_svc.consumer import KafkaConsumerFatal, LedgerConsumer
 from ledger_svc.consumer_status import ConsumerStatus
 from ledger_svc.dead_letters import DeadLetterPublisher
 from ledger_svc.store import LedgerWriter, StoreRefused, StoreUnwritable
@@ -18,6 +18,7 @@ from ledger_svc.store import LedgerWriter, StoreRefused, StoreUnwritable
 log = logging.getLogger("ledger_svc.consume")
 
 EXIT_STORE_REFUSED = 3
+EXIT_KAFKA_FATAL = 4
 
 
 def _open_store(config: LedgerSettings, stop: threading.Event) -> LedgerWriter | None:
@@ -51,6 +52,12 @@ def main() -> None:
     try:
         dead_letters = DeadLetterPublisher(kafka.bootstrap_servers, config.dead_letters_for(kafka.topic))
         LedgerConsumer(config, kafka, writer, dead_letters).run(stop)
+    except KafkaConsumerFatal as exc:
+        log.critical(
+            "kafka consumer failed fatally; exiting so that the ledger restarts",
+            extra={"reason": str(exc), "group_instance_id": config.group_instance_id},
+        )
+        sys.exit(EXIT_KAFKA_FATAL)
     finally:
         writer.close()
         telemetry.shutdown_tracing()

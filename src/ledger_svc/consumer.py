@@ -13,6 +13,9 @@ The consumer tracks its assigned partitions itself, from the rebalance callbacks
 the assignment inside a callback that close() runs can block forever. A consumer left subscribed without
 partitions for LEDGER_REJOIN_AFTER_SECONDS is replaced: a static member may never rejoin after the group
 coordinator restarted (librdkafka #3437).
+
+A fatal consumer error ends the loop with KafkaConsumerFatal instead, and the process exits (see there):
+the case librdkafka documents is another member with the same group.instance.id fencing this one.
 """
 
 from __future__ import annotations
@@ -41,6 +44,26 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 HEARTBEAT_SECONDS = 1.0
+
+
+class KafkaConsumerFatal(RuntimeError):
+    """librdkafka reported a fatal error: this consumer will never consume again, though it still
+    looks subscribed with its partitions, so nothing inside the process notices.
+
+    The process exits rather than replacing the consumer as the rejoin watchdog does. A consumer
+    fails fatally when fenced: another member joined with its group.instance.id. A replacement
+    with that id would fence the other member in turn, and two ledgers would take the partitions from
+    each other for as long as both run, each counting into its own store. Exiting lets the supervisor
+    decide: Kubernetes restarts the pod with a growing back-off and counts the restarts, which shows a
+    duplicate that keeps fencing, while an old incarnation (a pod cut off from the cluster while its
+    successor started) just goes away. Nothing is lost: the store holds the offsets to resume from.
+    """
+
+
+def _raise_if_fatal(error: KafkaError) -> None:
+    # librdkafka reports the fatal error once, as a message with code _FATAL and the cause in its text.
+    if error.code() == KafkaError._FATAL:
+        raise KafkaConsumerFatal(error.str())
 
 
 class LedgerConsumer:
@@ -96,7 +119,9 @@ class LedgerConsumer:
             error = message.error()
             if error is None:
                 batch.add(message, self._topic, self._config.group_id)
-            elif error.code() != KafkaError._PARTITION_EOF:
+                continue
+            _raise_if_fatal(error)
+            if error.code() != KafkaError._PARTITION_EOF:
                 log.warning(
                     "kafka consumer error", extra={"kafka_error": error.name(), "detail": error.str()}
                 )
@@ -169,7 +194,9 @@ class LedgerConsumer:
         deadline = time.monotonic() + self._config.retry_interval_seconds
         while not stop.is_set() and time.monotonic() < deadline:
             # Polling keeps group membership; what it might still return is re-read after the seek.
-            self._consumer.poll(0.2)
+            message = self._consumer.poll(0.2)
+            if message is not None and (error := message.error()) is not None:
+                _raise_if_fatal(error)
             self._heartbeat()
         try:
             self._writer.reopen()

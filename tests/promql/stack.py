@@ -36,6 +36,7 @@ class Expected:
     dead_letters: int
     ledger_duplicates: int
     ledger_conflicts: int
+    rest_reads: int
 
 
 @dataclass
@@ -98,12 +99,14 @@ def _every_outcome(stubs: list[sum_pb2_grpc.SumServiceStub], ids: list[str], fir
 
 def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
     """Every kind of call on both replicas and a REST read, then `after_warm_up` (which waits for a
-    scrape), then the same again with more Adds, retries on the other replica, and poison records.
+    scrape), then the same again with more Adds, retries on the other replica, poison records and
+    the REST reads that wait for the ledger to count them.
 
     Prometheus sees no increase in a series' first sample, so every labelled series is created and
-    scraped before the traffic whose rate the queries show. Each replica has its own idempotency
-    record: a retry sent to the other replica publishes the event again, and the ledger skips it as a
-    duplicate, or refuses it as a conflict when its operands differ.
+    scraped before the traffic whose rate the queries show: the ledger's REST series too, which the
+    ledger creates only at the first read. Each replica has its own idempotency record: a retry sent
+    to the other replica publishes the event again, and the ledger skips it as a duplicate, or
+    refuses it as a conflict when its operands differ.
     """
     ids = [str(uuid.uuid4()) for _ in range(ADDS)]
     channels = [grpc.insecure_channel(service.target) for service in stack.sum_services]
@@ -111,6 +114,7 @@ def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
         stubs = [sum_pb2_grpc.SumServiceStub(channel) for channel in channels]
         _every_outcome(stubs, ids, 0)
         stack.ledger.total()
+        rest_reads = 1
         after_warm_up()
         _every_outcome(stubs, ids, 2)
         for i in range(4, ADDS):
@@ -129,8 +133,12 @@ def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
     assert producer.flush(30) == 0
 
     def counted() -> bool:
+        nonlocal rest_reads
         body = stack.ledger.total()
+        rest_reads += 1
         return (body["count"], body["dead_letters"]) == (ADDS, len(POISON))
 
     wait_until(counted, 60, f"the ledger to count {ADDS} events and {len(POISON)} dead letters", 0.1)
-    return Expected(count=ADDS, dead_letters=len(POISON), ledger_duplicates=3, ledger_conflicts=2)
+    return Expected(
+        count=ADDS, dead_letters=len(POISON), ledger_duplicates=3, ledger_conflicts=2, rest_reads=rest_reads
+    )
