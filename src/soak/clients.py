@@ -10,6 +10,7 @@ the checker judges the ledger against.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -113,7 +114,9 @@ class Clients:
             per_client[i] += 1
         start = time.monotonic()
         for i, n in enumerate(per_client):
-            thread = threading.Thread(target=self._client, args=(i, n, start), name=f"client-{i}", daemon=True)
+            thread = threading.Thread(
+                target=self._client, args=(i, n, start), name=f"client-{i}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
         threading.Thread(target=self._join, name="clients-join", daemon=True).start()
@@ -126,7 +129,8 @@ class Clients:
     def _client(self, index: int, requests: int, start: float) -> None:
         rng = random.Random(f"{self.seed}-client-{index}")
         stubs = [
-            sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(t, options=CHANNEL_OPTIONS)) for t in self.targets
+            sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(t, options=CHANNEL_OPTIONS))
+            for t in self.targets
         ]
         interval = self.load.seconds / max(1, requests)
         mine: list[str] = []
@@ -157,7 +161,7 @@ class Clients:
                     s.conflicts.add(other)
                 self._send("conflict", stubs, rng, reused, spelling(reused, rng), *other)
 
-    def _send(
+    def _send(  # noqa: PLR0917 - one request's fields, called from one place
         self,
         kind: str,
         stubs: list[sum_pb2_grpc.SumServiceStub],
@@ -209,7 +213,7 @@ class Clients:
         with self._lock:
             times = sorted(self.ack_times)
         longest = 0.0
-        for before, after in zip(times, times[1:], strict=False):
+        for before, after in itertools.pairwise(times):
             overlap = sum(max(0.0, min(after, end) - max(before, begin)) for begin, end in pauses)
             longest = max(longest, after - before - overlap)
         return longest

@@ -55,7 +55,7 @@ def schedule(counts: dict[str, int], seconds: float, rng: random.Random) -> list
 
 
 class FaultDriver:
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
         soak: Stack,
         clients: Clients,
@@ -64,7 +64,14 @@ class FaultDriver:
         stop: threading.Event,
         say: Callable[[str], None],
     ) -> None:
-        self.soak, self.clients, self.plan, self.rng, self.stop, self.say = soak, clients, plan, rng, stop, say
+        self.soak, self.clients, self.plan, self.rng, self.stop, self.say = (
+            soak,
+            clients,
+            plan,
+            rng,
+            stop,
+            say,
+        )
         self.records: list[FaultRecord] = []
         self.pauses: list[tuple[float, float]] = []  # monotonic windows the clients were held on purpose
         self.error: BaseException | None = None
@@ -104,8 +111,10 @@ class FaultDriver:
         record.recovered_after_s = round(time.monotonic() - started, 2)
         record.wall_end = time.time() + LOG_GRACE
         self.records.append(record)
-        self.say(f"fault {len(self.records)}/{len(self.plan)}: {kind} {target} recovered in "
-                 f"{record.recovered_after_s:.1f} s{f' ({note})' if note else ''}")
+        self.say(
+            f"fault {len(self.records)}/{len(self.plan)}: {kind} {target} recovered in "
+            f"{record.recovered_after_s:.1f} s{f' ({note})' if note else ''}"
+        )
 
     def _pause(self, low: float, high: float) -> None:
         self.stop.wait(self.rng.uniform(low, high))
@@ -187,4 +196,7 @@ class FaultDriver:
         for service in self.soak.sums:
             wait_until(service.serving, max(1.0, deadline - time.monotonic()), "sum services SERVING", 0.2)
         ledger.wait_ready(max(1.0, deadline - time.monotonic()))
-        return "all 3 kafka nodes", f"clients held {self.pauses[-1][1] - paused:.1f} s to let the ledger catch up"
+        return (
+            "all 3 kafka nodes",
+            f"clients held {self.pauses[-1][1] - paused:.1f} s to let the ledger catch up",
+        )

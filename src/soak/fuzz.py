@@ -111,7 +111,8 @@ def fuzz_rest(url: str, examples: int, fuzz_seed: int | None = None) -> int:
         (op, mode)
         for op in operations
         # Invalid requests exist only where there is something to get wrong.
-        for mode in [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if list(op.iter_parameters()) else [])
+        for mode in [GenerationMode.POSITIVE]
+        + ([GenerationMode.NEGATIVE] if list(op.iter_parameters()) else [])
     ]
     made = 0
     for operation, mode in plans:

@@ -41,7 +41,9 @@ def attribute(
     return {kind: {svc: dict(msgs) for svc, msgs in by_svc.items()} for kind, by_svc in table.items()}
 
 
-def scan(logs: Mapping[str, Path], windows: list[tuple[str, float, float]]) -> dict[str, dict[str, dict[str, int]]]:
+def scan(
+    logs: Mapping[str, Path], windows: list[tuple[str, float, float]]
+) -> dict[str, dict[str, dict[str, int]]]:
     errors = {}
     for service, path in logs.items():
         try:

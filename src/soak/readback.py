@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,10 +34,9 @@ class EntryReader:
         deadline = time.monotonic() + timeout
         while True:
             alive()
-            try:
+            # The ledger may be restarting; the deadline bounds the wait.
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
                 self.read_new()
-            except (OSError, RuntimeError, ValueError):
-                pass  # the ledger may be restarting; the deadline bounds the wait
             missing = wanted() - self.ids
             if not missing:
                 return

@@ -34,8 +34,12 @@ def faults_summary(records: list[FaultRecord]) -> dict[str, Any]:
 
 
 def verdict_dict(verdict: Verdict) -> dict[str, Any]:
-    return {**asdict(verdict), "total": str(verdict.total), "entries_total": str(verdict.entries_total),
-            "ok": verdict.ok}
+    return {
+        **asdict(verdict),
+        "total": str(verdict.total),
+        "entries_total": str(verdict.entries_total),
+        "ok": verdict.ok,
+    }
 
 
 def text(result: dict[str, Any]) -> str:
@@ -51,14 +55,17 @@ def text(result: dict[str, Any]) -> str:
         f"(matches entries: {c['total_matches_entries']}, total file matches: {c['total_file_matches']})",
         f"longest wait for an ack {load['longest_wait_for_ack_s']:.1f} s, "
         f"longest gap without any ack {load['longest_gap_without_ack_s']:.1f} s",
-        "faults: " + ", ".join(
+        "faults: "
+        + ", ".join(
             f"{k} {v['count']} (recovery max {v['recovery_max_s']} s)" for k, v in result["faults"].items()
         ),
     ]
     g = result.get("grpc_fuzz")
     if g is not None:
-        lines.append(f"gRPC fuzz: {g['cases']} cases, statuses {g['codes']}, wrong answers {len(g['wrong'])}, "
-                     f"ledger check after it: {'ok' if g['check_ok'] else 'FAILED'}")
+        lines.append(
+            f"gRPC fuzz: {g['cases']} cases, statuses {g['codes']}, wrong answers {len(g['wrong'])}, "
+            f"ledger check after it: {'ok' if g['check_ok'] else 'FAILED'}"
+        )
     r = result.get("rest_fuzz")
     if r is not None:
         lines.append(f"REST fuzz: {r['requests']} requests, {'ok' if r['ok'] else 'FAILED: ' + r['error']}")

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,9 @@ def progress() -> Callable[[str], None]:
     return say
 
 
-def _settle(ledger: stack.LedgerService, wanted: set[str]) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+def _settle(
+    ledger: stack.LedgerService, wanted: set[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Wait until every acknowledged id is applied and the count stands still; then the whole outcome."""
     reader = readback.EntryReader(ledger.api.url)
     reader.wait_for(lambda: wanted, SETTLE_TIMEOUT, ledger.ready)
@@ -57,7 +58,9 @@ def _settle(ledger: stack.LedgerService, wanted: set[str]) -> tuple[list[dict[st
     return reader.entries, total, ledger.total_file()
 
 
-def _load(s: SoakSettings, soak: stack.Stack, stop: threading.Event, say: Callable[[str], None]) -> dict[str, Any]:
+def _load(
+    s: SoakSettings, soak: stack.Stack, stop: threading.Event, say: Callable[[str], None]
+) -> dict[str, Any]:
     """Clients and faults at once; returns what they did (the clients' `sent` under "clients")."""
     seconds = s.minutes * 60
     rng = random.Random(s.seed)
@@ -65,8 +68,10 @@ def _load(s: SoakSettings, soak: stack.Stack, stop: threading.Event, say: Callab
     load = LoadSettings(s.clients, s.requests, seconds, s.duplicate_share, s.conflict_share)
     clients = Clients([svc.target for svc in soak.sums], load, s.seed, stop)
     driver = faults.FaultDriver(soak, clients, plan, rng, stop, say)
-    say(f"load: {s.requests} new requests from {s.clients} clients over {s.minutes:g} min, "
-        f"{len(plan)} faults: " + ", ".join(f"{k} {n}" for k, n in s.fault_counts().items()))
+    say(
+        f"load: {s.requests} new requests from {s.clients} clients over {s.minutes:g} min, "
+        f"{len(plan)} faults: " + ", ".join(f"{k} {n}" for k, n in s.fault_counts().items())
+    )
     started = time.monotonic()
     clients.start()
     driver.start()
@@ -77,8 +82,10 @@ def _load(s: SoakSettings, soak: stack.Stack, stop: threading.Event, say: Callab
             raise RuntimeError(f"the load did not finish within {deadline - started:.0f} s")
         if time.monotonic() >= next_progress:
             next_progress += PROGRESS_EVERY
-            say(f"sent {len(clients.sent)}/{s.requests} ids, acknowledged {clients.acknowledged}, "
-                f"faults {len(driver.records)}/{len(plan)}")
+            say(
+                f"sent {len(clients.sent)}/{s.requests} ids, acknowledged {clients.acknowledged}, "
+                f"faults {len(driver.records)}/{len(plan)}"
+            )
         time.sleep(0.5)
     driver.wait_finished(1.0)
     if stop.is_set():
@@ -107,8 +114,12 @@ def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[s
     libs = ensure_kafka_libs()
     stop = threading.Event()
     failures: list[str] = []
-    result: dict[str, Any] = {"date": started.isoformat(timespec="seconds"), "seed": s.seed,
-                              "settings": s.model_dump(), "machine": machine.machine()}
+    result: dict[str, Any] = {
+        "date": started.isoformat(timespec="seconds"),
+        "seed": s.seed,
+        "settings": s.model_dump(),
+        "machine": machine.machine(),
+    }
     with contextlib.ExitStack() as resources:
         resources.callback(stop.set)  # first thing on the way out, Ctrl-C included
         say(f"seed {s.seed}; starting 3 Kafka nodes, two sum services and the ledger in {state}")
@@ -120,13 +131,18 @@ def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[s
         say("waiting for the ledger to apply every acknowledged id and settle")
         entries, total, total_file = _settle(ledger, clients.acknowledged_ids())
         verdict = checker.check(clients.sent, entries, total, total_file)
-        result |= {"load": done["summary"], "check": report.verdict_dict(verdict),
-                   "faults": report.faults_summary(done["records"]),
-                   "fault_log": [r.as_dict() for r in done["records"]]}
+        result |= {
+            "load": done["summary"],
+            "check": report.verdict_dict(verdict),
+            "faults": report.faults_summary(done["records"]),
+            "fault_log": [r.as_dict() for r in done["records"]],
+        }
         if not verdict.ok:
             failures.append("the ledger's outcome breaks the contract (see check)")
-        say(f"checked: lost {verdict.lost}, duplicated {verdict.duplicated}, phantom {verdict.phantom}, "
-            f"conflicts counted {verdict.conflicts_counted}")
+        say(
+            f"checked: lost {verdict.lost}, duplicated {verdict.duplicated}, phantom {verdict.phantom}, "
+            f"conflicts counted {verdict.conflicts_counted}"
+        )
         windows = [(r.kind, r.wall_start, r.wall_end) for r in done["records"]]
         result["error_log_lines"] = logscan.scan(soak.logs(), windows)
 
@@ -136,19 +152,33 @@ def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[s
             merged = {**clients.sent, **g.sent}
             wanted = {rid for rid, sent in merged.items() if sent.acknowledged}
             after = checker.check(merged, *_settle(ledger, wanted))
-            result["grpc_fuzz"] = {**asdict(g), "check": report.verdict_dict(after), "check_ok": after.ok}
+            result["grpc_fuzz"] = {
+                "cases": g.cases,
+                "codes": dict(g.codes),
+                "wrong": g.wrong,
+                "accepted_ids": sum(1 for sent in g.sent.values() if sent.acknowledged),
+                "check": report.verdict_dict(after),
+                "check_ok": after.ok,
+            }
             if not g.ok or not after.ok:
                 failures.append("gRPC fuzzing: a wrong answer, INTERNAL/UNKNOWN, or a wrong count")
         if s.rest_fuzz_cases:
-            say(f"REST fuzzing (schemathesis): up to {s.rest_fuzz_cases // 2} requests per operation and mode")
+            say(
+                f"REST fuzzing (schemathesis): up to {s.rest_fuzz_cases // 2} requests per operation and mode"
+            )
             try:
                 made, error = fuzz.fuzz_rest(ledger.api.url, s.rest_fuzz_cases // 2, s.seed), ""
             except Exception as exc:  # schemathesis reports a failing case by raising
                 made, error = -1, f"{type(exc).__name__}: {exc}"[:2000]
                 failures.append("REST fuzzing found a response the OpenAPI document does not allow")
             result["rest_fuzz"] = {"requests": made, "ok": not error, "error": error}
-    result |= {"ok": not failures, "failures": failures, "duration_s": round(time.monotonic() - t0, 1),
-               "versions": machine.stack_versions(libs), "git": machine.git(ROOT)}
+    result |= {
+        "ok": not failures,
+        "failures": failures,
+        "duration_s": round(time.monotonic() - t0, 1),
+        "versions": machine.stack_versions(libs),
+        "git": machine.git(ROOT),
+    }
     return result
 
 

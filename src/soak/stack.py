@@ -39,7 +39,9 @@ class SumService:
 
     def serving(self) -> bool:
         if not self.process.running:
-            raise RuntimeError(f"{self.process.name} exited ({self.process.poll()}):\n{self.process.log_tail()}")
+            raise RuntimeError(
+                f"{self.process.name} exited ({self.process.poll()}):\n{self.process.log_tail()}"
+            )
         return grpc_health_status(self.target) == "SERVING"
 
     def restart(self, timeout: float = START_TIMEOUT) -> None:
@@ -137,7 +139,9 @@ def start(stack: contextlib.ExitStack, libs: Path, state: Path, volume_mib: int)
     for n in (1, 2):
         port = free_port()
         env = sum_service_env(cluster.bootstrap, TOPIC, port, free_port())
-        process = ManagedProcess(f"sum-svc-{n}", python_module("sum_svc"), env, state / f"logs/sum-svc-{n}.log")
+        process = ManagedProcess(
+            f"sum-svc-{n}", python_module("sum_svc"), env, state / f"logs/sum-svc-{n}.log"
+        )
         stack.callback(process.stop)
         soak.sums.append(SumService(process, f"127.0.0.1:{port}"))
         process.start()

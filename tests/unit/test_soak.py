@@ -129,7 +129,7 @@ def test_the_schedule_has_every_fault_once_per_count_in_order_within_the_window(
     plan = faults.schedule(counts, 100.0, random.Random(7))
     assert sorted(k for _, k in plan) == sorted(k for k, n in counts.items() for _ in range(n))
     offsets = [t for t, _ in plan]
-    assert offsets == sorted(offsets) and 0 < offsets[0] and offsets[-1] < 100
+    assert offsets == sorted(offsets) and offsets[0] > 0 and offsets[-1] < 100
     assert plan == faults.schedule(counts, 100.0, random.Random(7)), "a seed replays its schedule"
 
 
