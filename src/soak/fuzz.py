@@ -96,11 +96,28 @@ def fuzz_grpc(target: str, cases: int, fuzz_seed: int, timeout: float = 10) -> G
     return result
 
 
-def fuzz_rest(url: str, examples: int, fuzz_seed: int | None = None) -> int:
+def _failure_text(error: BaseException) -> str:
+    """schemathesis' report of a failing case, without the (possibly huge) reproduction command."""
+    text = str(error)
+    return text.split("Reproduce with:", maxsplit=1)[0].strip()[:3000]
+
+
+@dataclass
+class RestFuzz:
+    requests: int = 0
+    failures: list[str] = field(default_factory=list)  # one per operation and mode that failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def fuzz_rest(url: str, examples: int, fuzz_seed: int | None = None) -> RestFuzz:
     """Up to `examples` generated requests per operation and mode (valid, and invalid where the
     operation has parameters) against the ledger at `url`, each response validated against the OpenAPI
-    document (status, content type, body; no 5xx); raises on the first failure. Returns the number of
-    requests made (operations without parameters run out of distinct requests early)."""
+    document (status, content type, body; no 5xx). A failure ends that operation and mode (hypothesis
+    shrinks it first) and is recorded; the others still run. Operations without parameters run out of
+    distinct requests early."""
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
     # schemathesis leaves out the endpoint that serves the document itself.
@@ -114,7 +131,7 @@ def fuzz_rest(url: str, examples: int, fuzz_seed: int | None = None) -> int:
         for mode in [GenerationMode.POSITIVE]
         + ([GenerationMode.NEGATIVE] if list(op.iter_parameters()) else [])
     ]
-    made = 0
+    result = RestFuzz()
     for operation, mode in plans:
 
         @settings(
@@ -122,11 +139,15 @@ def fuzz_rest(url: str, examples: int, fuzz_seed: int | None = None) -> int:
         )
         @given(case=operation.as_strategy(generation_mode=mode))
         def call(case: Any) -> None:
-            nonlocal made
-            made += 1
+            result.requests += 1
             case.call_and_validate(base_url=url, timeout=10)
 
         if fuzz_seed is not None:
             call = seed(fuzz_seed)(call)
-        call()
-    return made
+        try:
+            call()
+        except (AssertionError, BaseExceptionGroup) as error:  # schemathesis' FailureGroup included
+            result.failures.append(
+                f"{operation.method.upper()} {operation.path} ({mode.value}): {_failure_text(error)}"
+            )
+    return result

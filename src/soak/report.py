@@ -68,7 +68,8 @@ def text(result: dict[str, Any]) -> str:
         )
     r = result.get("rest_fuzz")
     if r is not None:
-        lines.append(f"REST fuzz: {r['requests']} requests, {'ok' if r['ok'] else 'FAILED: ' + r['error']}")
+        lines.append(f"REST fuzz: {r['requests']} requests, " + ("ok" if r["ok"] else "FAILED:"))
+        lines += [f"  - {failure}" for failure in r["failures"]]
     errors = {k: sum(sum(m.values()) for m in v.values()) for k, v in result["error_log_lines"].items()}
     lines.append(f"error-level log lines by fault kind: {errors}")
     lines.append("RESULT: " + ("PASS" if result["ok"] else "FAIL: " + "; ".join(result["failures"])))

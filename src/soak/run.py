@@ -108,6 +108,40 @@ def _load(
     }
 
 
+def _fuzz(  # noqa: PLR0917
+    s: SoakSettings,
+    soak: stack.Stack,
+    clients: Clients,
+    result: dict[str, Any],
+    failures: list[str],
+    say: Callable[[str], None],
+) -> None:
+    """gRPC fuzzing with the ledger checked again afterwards, then REST fuzzing; into `result`."""
+    ledger = soak.the_ledger
+    if s.grpc_fuzz_cases:
+        say(f"gRPC fuzzing: {s.grpc_fuzz_cases} cases against {soak.sums[0].process.name}")
+        g = fuzz.fuzz_grpc(soak.sums[0].target, s.grpc_fuzz_cases, s.seed)
+        merged = {**clients.sent, **g.sent}
+        wanted = {rid for rid, sent in merged.items() if sent.acknowledged}
+        after = checker.check(merged, *_settle(ledger, wanted))
+        result["grpc_fuzz"] = {
+            "cases": g.cases,
+            "codes": dict(g.codes),
+            "wrong": g.wrong,
+            "accepted_ids": sum(1 for sent in g.sent.values() if sent.acknowledged),
+            "check": report.verdict_dict(after),
+            "check_ok": after.ok,
+        }
+        if not g.ok or not after.ok:
+            failures.append("gRPC fuzzing: a wrong answer, INTERNAL/UNKNOWN, or a wrong count")
+    if s.rest_fuzz_cases:
+        say(f"REST fuzzing (schemathesis): up to {s.rest_fuzz_cases // 2} requests per operation and mode")
+        r = fuzz.fuzz_rest(ledger.api.url, s.rest_fuzz_cases // 2, s.seed)
+        result["rest_fuzz"] = {"requests": r.requests, "ok": r.ok, "failures": r.failures}
+        if not r.ok:
+            failures.append("REST fuzzing: responses the OpenAPI document does not allow (see rest_fuzz)")
+
+
 def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[str, Any]:
     """The whole run; returns the result document (its "ok" and "failures" say whether it passed)."""
     started, t0 = datetime.now(UTC), time.monotonic()
@@ -146,32 +180,10 @@ def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[s
         windows = [(r.kind, r.wall_start, r.wall_end) for r in done["records"]]
         result["error_log_lines"] = logscan.scan(soak.logs(), windows)
 
-        if s.grpc_fuzz_cases:
-            say(f"gRPC fuzzing: {s.grpc_fuzz_cases} cases against {soak.sums[0].process.name}")
-            g = fuzz.fuzz_grpc(soak.sums[0].target, s.grpc_fuzz_cases, s.seed)
-            merged = {**clients.sent, **g.sent}
-            wanted = {rid for rid, sent in merged.items() if sent.acknowledged}
-            after = checker.check(merged, *_settle(ledger, wanted))
-            result["grpc_fuzz"] = {
-                "cases": g.cases,
-                "codes": dict(g.codes),
-                "wrong": g.wrong,
-                "accepted_ids": sum(1 for sent in g.sent.values() if sent.acknowledged),
-                "check": report.verdict_dict(after),
-                "check_ok": after.ok,
-            }
-            if not g.ok or not after.ok:
-                failures.append("gRPC fuzzing: a wrong answer, INTERNAL/UNKNOWN, or a wrong count")
-        if s.rest_fuzz_cases:
-            say(
-                f"REST fuzzing (schemathesis): up to {s.rest_fuzz_cases // 2} requests per operation and mode"
-            )
-            try:
-                made, error = fuzz.fuzz_rest(ledger.api.url, s.rest_fuzz_cases // 2, s.seed), ""
-            except Exception as exc:  # schemathesis reports a failing case by raising
-                made, error = -1, f"{type(exc).__name__}: {exc}"[:2000]
-                failures.append("REST fuzzing found a response the OpenAPI document does not allow")
-            result["rest_fuzz"] = {"requests": made, "ok": not error, "error": error}
+        try:
+            _fuzz(s, soak, clients, result, failures, say)
+        except Exception as exc:  # the load's results are kept, and the run fails
+            failures.append(f"fuzzing stopped: {type(exc).__name__}: {exc}"[:2000])
     result |= {
         "ok": not failures,
         "failures": failures,

@@ -27,6 +27,7 @@ def test_every_generated_request_gets_a_documented_answer(topic: Topic, start_le
     ledger = start_ledger(topic)
     ledger.wait_count(EVENTS)
 
-    cases = fuzz_rest(ledger.url, CASES // 2)
+    result = fuzz_rest(ledger.url, CASES // 2)
 
-    assert cases >= CASES, f"only {cases} cases generated"
+    assert result.ok, "\n\n".join(result.failures)
+    assert result.requests >= CASES, f"only {result.requests} cases generated"
