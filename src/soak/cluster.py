@@ -66,10 +66,21 @@ class KafkaCluster:
         create_topic(self.bootstrap, name, partitions, timeout, replication_factor=self.replication)
         self._topics.append((name, partitions))
 
-    def leaders(self, topic: str) -> dict[int, int]:
-        """partition -> leader node id (-1 without a leader)."""
-        meta = admin_client(self.bootstrap).list_topics(topic=topic, timeout=5).topics[topic]
-        return {p: m.leader for p, m in meta.partitions.items()}
+    def leaders(self, topic: str, timeout: float = 30) -> dict[int, int]:
+        """partition -> leader node id (-1 without a leader), retrying what a node just killed or
+        restarted makes fail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                meta = admin_client(self.bootstrap).list_topics(topic=topic, timeout=5).topics[topic]
+                if meta.error is None and meta.partitions:
+                    return {p: m.leader for p, m in meta.partitions.items()}
+                problem: object = meta.error
+            except (KafkaException, KeyError) as exc:
+                problem = exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no metadata for {topic!r} within {timeout:.0f} s: {problem}")
+            time.sleep(0.5)
 
     def busiest_leader(self, topic: str) -> int:
         """The node that leads the most partitions (the lowest id on a tie)."""
