@@ -7,6 +7,9 @@ requests from the ledger's OpenAPI document and validates every response against
 
 from __future__ import annotations
 
+import json
+import resource
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,3 +154,21 @@ def fuzz_rest(url: str, examples: int, fuzz_seed: int | None = None) -> RestFuzz
                 f"{operation.method.upper()} {operation.path} ({mode.value}): {_failure_text(error)}"
             )
     return result
+
+
+REST_MEMORY_CAP = 4 * 2**30
+
+
+def main(argv: list[str]) -> int:
+    """`python -m soak.fuzz URL EXAMPLES SEED`: fuzz_rest in a process of its own, capped at 4 GiB of
+    address space (a long schemathesis run against a large ledger once took 24 GB and the OOM killer
+    ended the whole soak); prints the result as JSON."""
+    resource.setrlimit(resource.RLIMIT_AS, (REST_MEMORY_CAP, REST_MEMORY_CAP))
+    url, examples, fuzz_seed = argv[0], int(argv[1]), int(argv[2])
+    result = fuzz_rest(url, examples, fuzz_seed)
+    print(json.dumps({"requests": result.requests, "ok": result.ok, "failures": result.failures}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

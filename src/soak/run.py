@@ -9,8 +9,10 @@ bad setting; 130 on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +33,7 @@ from soak.settings import SoakSettings
 ROOT = Path(__file__).resolve().parents[2]
 SETTLE_TIMEOUT = 300.0
 PROGRESS_EVERY = 15.0
+REST_FUZZ_TIMEOUT = 900.0
 
 
 def progress() -> Callable[[str], None]:
@@ -108,6 +111,21 @@ def _load(
     }
 
 
+def _rest_fuzz(url: str, examples: int, fuzz_seed: int) -> dict[str, Any]:
+    """fuzz_rest in a child process with a memory cap and a deadline (see soak.fuzz.main)."""
+    argv = [sys.executable, "-m", "soak.fuzz", url, str(examples), str(fuzz_seed)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=REST_FUZZ_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"requests": -1, "ok": False, "failures": [f"no result within {REST_FUZZ_TIMEOUT:.0f} s"]}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        return {"requests": -1, "ok": False, "failures": [f"the fuzzer exited {done.returncode}:\n{tail}"]}
+    parsed: dict[str, Any] = json.loads(lines[-1])
+    return parsed
+
+
 def _fuzz(  # noqa: PLR0917
     s: SoakSettings,
     soak: stack.Stack,
@@ -136,13 +154,17 @@ def _fuzz(  # noqa: PLR0917
             failures.append("gRPC fuzzing: a wrong answer, INTERNAL/UNKNOWN, or a wrong count")
     if s.rest_fuzz_cases:
         say(f"REST fuzzing (schemathesis): up to {s.rest_fuzz_cases // 2} requests per operation and mode")
-        r = fuzz.fuzz_rest(ledger.api.url, s.rest_fuzz_cases // 2, s.seed)
-        result["rest_fuzz"] = {"requests": r.requests, "ok": r.ok, "failures": r.failures}
-        if not r.ok:
+        result["rest_fuzz"] = _rest_fuzz(ledger.api.url, s.rest_fuzz_cases // 2, s.seed)
+        if not result["rest_fuzz"]["ok"]:
             failures.append("REST fuzzing: responses the OpenAPI document does not allow (see rest_fuzz)")
 
 
-def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def soak_run(
+    s: SoakSettings,
+    state: Path,
+    say: Callable[[str], None],
+    checkpoint: Callable[[dict[str, Any]], object] = lambda _: None,
+) -> dict[str, Any]:
     """The whole run; returns the result document (its "ok" and "failures" say whether it passed)."""
     started, t0 = datetime.now(UTC), time.monotonic()
     libs = ensure_kafka_libs()
@@ -179,6 +201,7 @@ def soak_run(s: SoakSettings, state: Path, say: Callable[[str], None]) -> dict[s
         )
         windows = [(r.kind, r.wall_start, r.wall_end) for r in done["records"]]
         result["error_log_lines"] = logscan.scan(soak.logs(), windows)
+        checkpoint({**result, "ok": False, "failures": [*failures, "(fuzzing not finished yet)"]})
 
         try:
             _fuzz(s, soak, clients, result, failures, say)
@@ -205,7 +228,7 @@ def main() -> int:
     say = progress()
     state = ROOT / ".run" / "soak"
     try:
-        result = soak_run(s, state, say)
+        result = soak_run(s, state, say, lambda partial: report.write(partial, keep=False))
     except (RuntimeError, AssertionError, KafkaException, OSError) as exc:
         print(f"!! soak failed: {exc}\n   seed {s.seed}; logs: {state / 'logs'}", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ class SoakSettings(BaseSettings):
     full_volumes: Count = 1
     log_restarts: Count = 1
     grpc_fuzz_cases: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
-    rest_fuzz_cases: Annotated[int, Field(ge=0, le=1_000_000)] = 4_000
+    rest_fuzz_cases: Annotated[int, Field(ge=0, le=1_000_000)] = 2_000
     volume_mib: Annotated[int, Field(ge=16, le=65536)] = 256
     keep: bool = False  # also write soak/results/<date>.json
 
