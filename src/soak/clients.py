@@ -108,6 +108,13 @@ class Clients:
         with self._lock:
             return {rid for rid, s in self.sent.items() if s.acknowledged}
 
+    def mark_unacknowledged_at_risk(self) -> int:
+        with self._lock:
+            risky = [s for s in self.sent.values() if not s.acknowledged]
+            for s in risky:
+                s.at_risk = True
+            return len(risky)
+
     def start(self) -> None:
         per_client = [self.load.requests // self.load.clients] * self.load.clients
         for i in range(self.load.requests % self.load.clients):

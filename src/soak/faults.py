@@ -188,6 +188,7 @@ class FaultDriver:
             ledger = self.soak.the_ledger
             self._reader.wait_for(self.clients.acknowledged_ids, RECOVERY_TIMEOUT, ledger.ready)
             self.soak.cluster.kill_all()
+            at_risk = self.clients.mark_unacknowledged_at_risk()
         finally:
             self.clients.gate.open.set()
             self.pauses.append((paused, time.monotonic()))
@@ -196,7 +197,8 @@ class FaultDriver:
         for service in self.soak.sums:
             wait_until(service.serving, max(1.0, deadline - time.monotonic()), "sum services SERVING", 0.2)
         ledger.wait_ready(max(1.0, deadline - time.monotonic()))
+        held = self.pauses[-1][1] - paused
         return (
             "all 3 kafka nodes",
-            f"clients held {self.pauses[-1][1] - paused:.1f} s to let the ledger catch up",
+            f"clients held {held:.1f} s for the ledger to catch up; {at_risk} ids at risk",
         )

@@ -51,7 +51,10 @@ def _settle(
 ) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Wait until every acknowledged id is applied and the count stands still; then the whole outcome."""
     reader = readback.EntryReader(ledger.api.url)
-    reader.wait_for(lambda: wanted, SETTLE_TIMEOUT, ledger.ready)
+    try:
+        reader.wait_for(lambda: wanted, SETTLE_TIMEOUT, ledger.ready)
+    except RuntimeError as exc:  # the checker names them
+        print(f"!! {exc}", file=sys.stderr, flush=True)
     total = readback.wait_settled(ledger.api.url, 5.0, SETTLE_TIMEOUT, ledger.ready)
     reader.read_new()
     # The file is replaced just after the commit the REST API shows; give it a moment to agree.

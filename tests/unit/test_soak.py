@@ -168,3 +168,12 @@ def test_a_seed_is_drawn_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> 
     assert 0 <= config.load(SoakSettings).seed < 2**32
     monkeypatch.setenv("SOAK_SEED", "42")
     assert config.load(SoakSettings).seed == 42
+
+
+def test_an_id_at_risk_from_a_log_restart_lost_is_reported_apart() -> None:
+    sent = {"x": Sent(1, 2, acknowledged=True, at_risk=True), "y": Sent(3, 4, acknowledged=True)}
+    entries = [entry("y", 3, 4)]
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert (verdict.lost, verdict.lost_with_log) == (0, 1)
+    assert verdict.examples == {"lost_with_log": ["x"]}
+    assert verdict.ok
