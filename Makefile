@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv proto proto-check lint kafka images test test-unit test-integration test-chart test-deploy \
-	test-promql test-containers run bench clean cluster-up cluster-down e2e e2e-up e2e-down loadtest
+	test-promql test-containers run bench soak clean cluster-up cluster-down e2e e2e-up e2e-down loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -68,6 +68,9 @@ run: $(INSTALLED) kafka ## run Kafka, the sum service and the ledger in the fore
 
 bench: $(INSTALLED) kafka ## measure the local stack (ghz, CPU per call, ledger rates, lag); not in make test
 	$(BIN)/python -m bench.run
+
+soak: $(INSTALLED) kafka ## long run under every fault at once, checked through the contract (~15 min); not in make test
+	$(BIN)/python -m soak.run
 
 cluster-up: ## kind cluster "distsum" with Strimzi, monitoring, Loki, Tempo, Alloy and the app (needs internet)
 	scripts/cluster/up.sh

@@ -45,7 +45,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def versions(ghz: Path, kafka_libs: Path) -> dict[str, Any]:
+def stack_versions(kafka_libs: Path) -> dict[str, Any]:
+    """The versions of what the local stack runs on (shared with make soak)."""
     server_jars = sorted(kafka_libs.glob("kafka-server-[0-9]*.jar"))
     return {
         "python": platform.python_version(),
@@ -55,6 +56,12 @@ def versions(ghz: Path, kafka_libs: Path) -> dict[str, Any]:
         "librdkafka": confluent_kafka.libversion()[0],
         "kafka_broker": server_jars[-1].stem.removeprefix("kafka-server-") if server_jars else "unknown",
         "java": _output(["java", "-version"]),
+    }
+
+
+def versions(ghz: Path, kafka_libs: Path) -> dict[str, Any]:
+    return {
+        **stack_versions(kafka_libs),
         "ghz": _output([str(ghz), "--version"]),
         "matplotlib": metadata.version("matplotlib"),
     }

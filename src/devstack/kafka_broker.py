@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka broker (KRaft, combined broker+controller) run from plain jars.
+"""An Apache Kafka node (KRaft, combined broker+controller) run from plain jars: a single-node broker by
+default, or one node of a cluster whose voters are given (`make soak` runs three).
 
 The jars come from tools/kafka/fetch-kafka.sh (Maven Central, hash-locked), so
 tests and `make run` use the real broker without Docker or a Kafka download.
@@ -54,8 +55,8 @@ rootLogger.appenderRef.out.ref = STDOUT
 # never change for a data dir, and the format step stays flag-free.
 _SERVER_PROPERTIES = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{b.controller_port}
+node.id={b.node_id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{b.controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{b.port}
 controller.listener.names=CONTROLLER
@@ -63,13 +64,13 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={log_dirs}
 num.partitions={b.partitions}
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+default.replication.factor={b.replication}
+min.insync.replicas={b.min_insync}
+offsets.topic.replication.factor={b.replication}
+transaction.state.log.replication.factor={b.replication}
+transaction.state.log.min.isr={b.min_insync}
+share.coordinator.state.topic.replication.factor={b.replication}
+share.coordinator.state.topic.min.isr={b.min_insync}
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 # After a SIGKILL the restarted broker is refused (DUPLICATE_BROKER_REGISTRATION)
@@ -97,7 +98,8 @@ def free_port() -> int:
         return port
 
 
-def _new_cluster_id() -> str:
+def new_cluster_id() -> str:
+    """A fresh id to format every node of one cluster with."""
     # Kafka's Uuid string form: URL-safe base64 of 16 bytes, unpadded. A leading
     # '-' would be taken for an option by the format tool's argument parser.
     while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
@@ -105,7 +107,7 @@ def _new_cluster_id() -> str:
     return cid
 
 
-def _admin(bootstrap: str) -> AdminClient:
+def admin_client(bootstrap: str) -> AdminClient:
     # A short reconnect backoff notices a broker that has just come up at once
     # (librdkafka backs off up to 10 s by default); log_level 0 silences the
     # "connection refused" lines printed while it starts.
@@ -115,7 +117,12 @@ def _admin(bootstrap: str) -> AdminClient:
 
 
 class KafkaBroker:
-    """One KRaft node; ports and data dir stay fixed so a restart keeps the data."""
+    """One KRaft node; ports and data dir stay fixed so a restart keeps the data.
+
+    Alone by default (node 1, its own only voter, replication 1). For a node of a cluster, pass its
+    `node_id`, the cluster's `voters` (`id@host:controller_port,...`), the `replication` factor of the
+    internal topics and defaults (min.insync.replicas is then 2), and set `format_cluster_id` to the
+    same id on every node before its storage is first formatted."""
 
     def __init__(  # noqa: PLR0917 - the positional signature is the documented API
         self,
@@ -125,6 +132,10 @@ class KafkaBroker:
         controller_port: int | None = None,
         partitions: int = 4,
         heap: str = "512m",
+        *,
+        node_id: int = 1,
+        voters: str | None = None,
+        replication: int = 1,
     ) -> None:
         self.libs_dir = libs_dir
         self.data_dir = data_dir.resolve()
@@ -134,6 +145,11 @@ class KafkaBroker:
         self.controller_port = controller_port
         self.partitions = partitions
         self.heap = heap
+        self.node_id = node_id
+        self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self.replication = replication
+        self.min_insync = min(replication, 2)
+        self.format_cluster_id: str | None = None
         self.log_file = self.data_dir / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -175,9 +191,9 @@ class KafkaBroker:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
         config = self.data_dir / "server.properties"
-        config.write_text(_SERVER_PROPERTIES.format(b=self, log_dirs=kraft_dir))
+        config.write_text(_SERVER_PROPERTIES.format(b=self, voters=self.voters, log_dirs=kraft_dir))
         if not (kraft_dir / "meta.properties").exists():
-            cluster_id = f"--cluster-id={_new_cluster_id()}"
+            cluster_id = f"--cluster-id={self.format_cluster_id or new_cluster_id()}"
             cmd = self._java("kafka.tools.StorageTool", "format", "--config", str(config), cluster_id)
             fmt = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if fmt.returncode != 0:
@@ -209,7 +225,7 @@ class KafkaBroker:
         if self._proc is None:
             raise RuntimeError("broker was not started")
         deadline = time.monotonic() + timeout
-        admin = _admin(self.bootstrap)
+        admin = admin_client(self.bootstrap)
         ours = self.cluster_id()
         while self._proc.poll() is None:
             remaining = deadline - time.monotonic()
@@ -264,11 +280,13 @@ class KafkaBroker:
         self.stop()
 
 
-def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30) -> None:
+def create_topic(
+    bootstrap: str, name: str, partitions: int, timeout: float = 30, replication_factor: int = 1
+) -> None:
     """Create `name` (an existing one is fine) and wait until every partition has a leader."""
     deadline = time.monotonic() + timeout
-    admin = _admin(bootstrap)
-    new = NewTopic(name, num_partitions=partitions, replication_factor=1)
+    admin = admin_client(bootstrap)
+    new = NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
     future = admin.create_topics([new], operation_timeout=timeout, request_timeout=timeout)[name]
     try:
         future.result(timeout)

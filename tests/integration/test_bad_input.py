@@ -13,12 +13,10 @@ from hypothesis import strategies as st
 
 from devstack.services import http_json
 from distsum.domain import INT64_MAX, INT64_MIN, InvalidRequestId, canonical_request_id
+from soak.fuzz import int64s, request_ids
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
 from tests.services import add
-
-int64s = st.integers(INT64_MIN, INT64_MAX) | st.sampled_from([INT64_MIN, INT64_MAX, -1, 0, 1])
-request_ids = st.uuids().map(str) | st.text(max_size=60)
 
 
 def test_grpc_inputs_get_the_contract_status_codes(

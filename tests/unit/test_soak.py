@@ -1,0 +1,179 @@
+"""The soak's pure parts: the checker's rules (property-based), the fault schedule, log attribution,
+settings and the clients' UUID spellings."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from distsum import settings as config
+from distsum.domain import canonical_request_id
+from soak import checker, faults, logscan
+from soak.checker import Sent
+from soak.clients import spelling
+from soak.settings import SoakSettings
+
+operands = st.integers(-(10**12), 10**12)
+
+
+def entry(request_id: str, a: int, b: int, total: int | None = None) -> dict[str, Any]:
+    return {"request_id": request_id, "a": str(a), "b": str(b), "sum": str(a + b if total is None else total)}
+
+
+def outcome(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    total = sum(int(e["sum"]) for e in entries)
+    return {"total": str(total), "count": len(entries)}, f"{total}\n"
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[dict[str, Sent], list[dict[str, Any]]]:
+    """What clients sent, and a ledger that applied it correctly: every acknowledged id once, some
+    unknown-outcome ids once, in any order."""
+    sent: dict[str, Sent] = {}
+    applied = []
+    for _ in range(draw(st.integers(0, 30))):
+        rid = str(draw(st.uuids()))
+        if rid in sent:
+            continue
+        s = Sent(draw(operands), draw(operands), draw(st.booleans()))
+        if s.acknowledged and draw(st.booleans()):
+            s.conflicts.add((s.a + draw(st.integers(1, 5)), s.b))
+        sent[rid] = s
+        if s.acknowledged or draw(st.booleans()):
+            applied.append(entry(rid, s.a, s.b))
+    return sent, draw(st.permutations(applied))
+
+
+@given(histories())
+def test_a_correct_ledger_passes(history: tuple[dict[str, Sent], list[dict[str, Any]]]) -> None:
+    sent, entries = history
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert verdict.ok, verdict
+    assert verdict.acknowledged + verdict.unknown_outcome == len(sent)
+    assert verdict.unknown_applied == len(entries) - verdict.acknowledged
+
+
+@given(histories(), st.data())
+def test_dropping_an_acknowledged_entry_is_lost(
+    history: tuple[dict[str, Sent], list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    sent, entries = history
+    acked = [i for i, e in enumerate(entries) if sent[e["request_id"]].acknowledged]
+    if not acked:
+        return
+    dropped = entries.pop(data.draw(st.sampled_from(acked)))
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert (verdict.lost, verdict.duplicated, verdict.phantom) == (1, 0, 0)
+    assert verdict.examples["lost"] == [dropped["request_id"]]
+    assert not verdict.ok
+
+
+@given(histories(), st.data())
+def test_an_entry_applied_twice_is_duplicated(
+    history: tuple[dict[str, Sent], list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    sent, entries = history
+    if not entries:
+        return
+    entries.insert(data.draw(st.integers(0, len(entries))), data.draw(st.sampled_from(entries)))
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert (verdict.lost, verdict.duplicated, verdict.phantom) == (0, 1, 0)
+    assert not verdict.ok
+
+
+@given(histories(), st.uuids(), operands, operands)
+def test_an_id_never_sent_is_phantom(
+    history: tuple[dict[str, Sent], list[dict[str, Any]]], rid: uuid.UUID, a: int, b: int
+) -> None:
+    sent, entries = history
+    if str(rid) in sent:
+        return
+    entries.append(entry(str(rid), a, b))
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert verdict.phantom == 1 and not verdict.ok
+
+
+def test_operands_never_sent_or_a_wrong_sum_are_phantom() -> None:
+    sent = {"x": Sent(1, 2, acknowledged=True)}
+    for bad in (entry("x", 1, 3), entry("x", 1, 2, total=4)):
+        verdict = checker.check(sent, [bad], *outcome([bad]))
+        assert verdict.phantom == 1 and verdict.lost == 1 and not verdict.ok
+
+
+def test_a_conflicting_reuse_applied_is_counted_and_the_original_lost() -> None:
+    sent = {"x": Sent(1, 2, acknowledged=True, conflicts={(5, 2)})}
+    entries = [entry("x", 5, 2)]
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert (verdict.conflicts_counted, verdict.lost, verdict.phantom) == (1, 1, 0)
+    assert not verdict.ok
+
+
+@given(histories(), st.integers(1, 10))
+def test_totals_must_agree(history: tuple[dict[str, Sent], list[dict[str, Any]]], off: int) -> None:
+    sent, entries = history
+    total, file = outcome(entries)
+    bad_total = {**total, "total": str(int(total["total"]) + off)}
+    assert not checker.check(sent, entries, bad_total, file).total_matches_entries
+    assert not checker.check(sent, entries, total, f"{int(total['total']) + off}\n").total_file_matches
+    assert not checker.check(sent, entries, total, None).ok
+
+
+def test_the_schedule_has_every_fault_once_per_count_in_order_within_the_window() -> None:
+    counts = {"sum_kill": 3, "broker_kill": 2, "log_restart": 1}
+    plan = faults.schedule(counts, 100.0, random.Random(7))
+    assert sorted(k for _, k in plan) == sorted(k for k, n in counts.items() for _ in range(n))
+    offsets = [t for t, _ in plan]
+    assert offsets == sorted(offsets) and offsets[0] > 0 and offsets[-1] < 100
+    assert plan == faults.schedule(counts, 100.0, random.Random(7)), "a seed replays its schedule"
+
+
+def test_error_lines_go_to_the_fault_whose_window_holds_them() -> None:
+    def line(ts: str, level: str, msg: str) -> str:
+        return json.dumps({"ts": ts, "level": level, "msg": msg})
+
+    lines = [
+        line("2026-01-01T00:00:01.000+00:00", "error", "kafka down"),
+        line("2026-01-01T00:00:01.500+00:00", "warning", "slow"),
+        line("2026-01-01T00:01:00.000+00:00", "critical", "late"),
+        "Traceback (most recent call last):",
+    ]
+    found = logscan.error_lines(lines)
+    assert [m for _, m in found] == ["kafka down", "late"]
+    start = found[0][0] - 0.5
+    table = logscan.attribute({"sum-svc-1": found}, [("broker_kill", start, start + 10)])
+    assert table == {"broker_kill": {"sum-svc-1": {"kafka down": 1}}, "no_fault": {"sum-svc-1": {"late": 1}}}
+
+
+@given(st.uuids(), st.randoms())
+def test_every_spelling_is_the_same_request(rid: uuid.UUID, rng: random.Random) -> None:
+    assert canonical_request_id(spelling(str(rid), rng)) == str(rid)
+
+
+def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOAK_REQUESTS", "ten")
+    monkeypatch.setenv("SOAK_DUPLICATE_SHARE", "2")
+    with pytest.raises(config.ConfigurationError) as error:
+        config.load(SoakSettings)
+    assert "SOAK_REQUESTS" in str(error.value) and "SOAK_DUPLICATE_SHARE" in str(error.value)
+
+
+def test_a_seed_is_drawn_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOAK_SEED", raising=False)
+    assert 0 <= config.load(SoakSettings).seed < 2**32
+    monkeypatch.setenv("SOAK_SEED", "42")
+    assert config.load(SoakSettings).seed == 42
+
+
+def test_an_id_at_risk_from_a_log_restart_lost_is_reported_apart() -> None:
+    sent = {"x": Sent(1, 2, acknowledged=True, at_risk=True), "y": Sent(3, 4, acknowledged=True)}
+    entries = [entry("y", 3, 4)]
+    verdict = checker.check(sent, entries, *outcome(entries))
+    assert (verdict.lost, verdict.lost_with_log) == (0, 1)
+    assert verdict.examples == {"lost_with_log": ["x"]}
+    assert verdict.ok
