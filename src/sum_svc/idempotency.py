@@ -74,6 +74,13 @@ class IdempotencyRecord:
         delivery.add_done_callback(lambda _: self._settle(request_id, entry))
         return Claim(entry, is_new=True)
 
+    def forget_all(self) -> int:
+        """Forget every id; how many there were. For when Kafka lost the log the ids were published to:
+        a retry must then publish again rather than be answered from here."""
+        forgotten = len(self._entries)
+        self._entries.clear()
+        return forgotten
+
     def _settle(self, request_id: str, entry: Entry) -> None:
         if self._entries.get(request_id) is not entry:
             return

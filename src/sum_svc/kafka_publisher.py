@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -76,11 +77,14 @@ class KafkaPublisher:
         bootstrap_servers: str,
         topic: str,
         delivery_timeout: float,
+        *,
         client_id: str,
         loop: asyncio.AbstractEventLoop,
+        on_log_lost: Callable[[], None],
     ):
         self._topic = topic
         self._loop = loop
+        self._on_log_lost = on_log_lost
         self._client_log = KafkaClientLog(log)
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
@@ -174,6 +178,7 @@ class KafkaPublisher:
                 extra={"old_cluster_id": self._cluster_id, "new_cluster_id": cluster_id},
             )
             self._replace_because = "cluster_changed"
+            self._loop.call_soon_threadsafe(self._on_log_lost)
         self._cluster_id = cluster_id
 
     def _poll_forever(self) -> None:

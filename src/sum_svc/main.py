@@ -31,15 +31,25 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
 
+    record = IdempotencyRecord(config.idempotency_max_entries, config.idempotency_ttl_seconds)
+
+    def forget_acknowledgements() -> None:
+        # Events acknowledged by a log that is gone may never have reached the ledger; the ledger
+        # skips any of them it did apply, so publishing them again on a retry is safe.
+        log.warning(
+            "Kafka lost the log the remembered request ids were published to; forgetting them",
+            extra={"forgotten": record.forget_all()},
+        )
+
     publisher = KafkaPublisher(
         kafka.bootstrap_servers,
         kafka.topic,
         config.delivery_timeout_seconds,
         client_id=f"sum-svc-{socket.gethostname()}",
         loop=loop,
+        on_log_lost=forget_acknowledgements,
     )
     health = KafkaHealth(publisher.probe, config.health_probe_interval_seconds)
-    record = IdempotencyRecord(config.idempotency_max_entries, config.idempotency_ttl_seconds)
     metrics.IDEMPOTENCY_ENTRIES.set_function(lambda: len(record))
     adder = Adder(record, publisher, health.is_reachable)
 

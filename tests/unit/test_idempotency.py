@@ -159,3 +159,13 @@ async def test_a_failed_delivery_not_yet_settled_is_claimed_afresh(record: Idemp
     assert retry.is_new
     await settled()
     assert record.claim("id-1", 2, 3, 5).entry is retry.entry
+
+
+async def test_forget_all_makes_every_id_new_again(record: IdempotencyRecord) -> None:
+    record.claim("id-1", 2, 3, 5).entry.delivery.set_result(None)
+    pending = record.claim("id-2", 2, 3, 5)
+    assert record.forget_all() == 2
+    assert record.claim("id-1", 2, 3, 5).is_new
+    pending.entry.delivery.set_exception(ConnectionError("purged"))
+    await settled()  # the old publication's settlement leaves its successor alone
+    assert len(record) == 1
