@@ -217,16 +217,7 @@ def _result(
 
 def _write(result: dict[str, Any], keep: bool) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stems = ["latest"]
-    if keep:
-        day = result["date"][:10]
-        stems.append(
-            next(
-                f"{day}{n}"
-                for n in ("", *(f"-{i}" for i in itertools.count(2)))
-                if not (RESULTS / f"{day}{n}.json").exists()
-            )
-        )
+    stems = report.result_stems(RESULTS, result["date"], keep)
     written = []
     for stem in stems:
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")

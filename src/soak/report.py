@@ -3,13 +3,13 @@ summary printed at the end."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import report as bench_report
 from soak.checker import Verdict
 from soak.faults import KINDS, FaultRecord
 
@@ -79,16 +79,7 @@ def text(result: dict[str, Any]) -> str:
 
 def write(result: dict[str, Any], keep: bool, results: Path = RESULTS) -> list[Path]:
     results.mkdir(parents=True, exist_ok=True)
-    stems = ["latest"]
-    if keep:
-        day = result["date"][:10]
-        stems.append(
-            next(
-                f"{day}{n}"
-                for n in ("", *(f"-{i}" for i in itertools.count(2)))
-                if not (results / f"{day}{n}.json").exists()
-            )
-        )
+    stems = bench_report.result_stems(results, result["date"], keep)
     written = []
     for stem in stems:
         path = results / f"{stem}.json"
