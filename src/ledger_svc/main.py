@@ -93,7 +93,10 @@ def main() -> None:
             child.kill()
             child.wait()
     log.info("ledger stopped")
-    sys.exit(0 if stopping and exit_code in (0, -signal.SIGTERM, -signal.SIGINT) else exit_code or 1)
+    if stopping and exit_code in (0, -signal.SIGTERM, -signal.SIGINT):
+        sys.exit(0)
+    # A child killed by a signal reports minus its number; shells and kubelets read 128 + number.
+    sys.exit(128 - exit_code if exit_code < 0 else exit_code or 1)
 
 
 def _wait_for_first_exit(children: dict[str, subprocess.Popen[bytes]]) -> tuple[str, int]:

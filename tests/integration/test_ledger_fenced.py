@@ -5,10 +5,13 @@ consumer that will never consume again while it still reports its partitions and
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 from confluent_kafka import Consumer
 
 from devstack.services import wait_until
+from ledger_svc import consumer_status
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory
 
@@ -46,3 +49,16 @@ def test_a_fenced_ledger_exits_naming_the_cause(topic: Topic, start_ledger: Ledg
     assert fatal["level"] == "critical", fatal
     assert "fenced" in str(fatal["reason"]), fatal
     assert fatal["group_instance_id"] == INSTANCE_ID, fatal
+
+
+def test_a_consumer_killed_by_a_signal_ends_the_ledger_with_128_plus_the_signal(
+    topic: Topic, start_ledger: LedgerFactory
+) -> None:
+    """Shells and kubelets read a death by SIGKILL as 137; the supervisor passes the child's on as that."""
+    ledger = start_ledger(topic)
+    status = wait_until(
+        lambda: consumer_status.read(ledger.run_dir / "consumer-status.json"), 30, "the consumer's status"
+    )
+    os.kill(status.pid, signal.SIGKILL)
+    wait_until(lambda: not ledger.process.running, 30, "the ledger to exit")
+    assert ledger.process.poll() == 128 + signal.SIGKILL, ledger.process.log_tail()
