@@ -47,12 +47,20 @@ class KafkaHealth:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            # The probe blocks on a Kafka metadata request: a thread keeps the loop serving meanwhile.
-            reachable = await asyncio.to_thread(self._probe, max(self._interval, 1.0))
+            reachable = await self._probe_once()
             if reachable != self._reachable and not self._stopping.is_set():
                 await self._set(reachable, announce=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def _probe_once(self) -> bool:
+        try:
+            # The probe blocks on a Kafka metadata request: a thread keeps the loop serving meanwhile.
+            return await asyncio.to_thread(self._probe, max(self._interval, 1.0))
+        except Exception:
+            # Were this task to end, health would stay frozen at its last answer.
+            log.exception("kafka probe failed; counting kafka unreachable")
+            return False
 
     async def _set(self, reachable: bool, announce: bool) -> None:
         status = (

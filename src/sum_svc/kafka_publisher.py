@@ -183,16 +183,26 @@ class KafkaPublisher:
 
     def _poll_forever(self) -> None:
         while not self._stopping.is_set():
-            if self._replace_because:
-                self._replace_producer()
-            with self._lock:
-                producer = self._producer
-            producer.poll(0.1)
-            if self._reports:
-                try:
-                    self._loop.call_soon_threadsafe(self._settle_reports)
-                except RuntimeError:  # the loop is closed: nobody waits for these outcomes any more
-                    self._reports.clear()
+            try:
+                self._poll_once()
+            except Exception:
+                # This thread is the only one serving delivery reports: were it to end, every Add would
+                # time out while health still said SERVING. Log, pause, carry on.
+                metrics.POLLER_ERRORS.inc()
+                log.exception("serving kafka delivery reports failed; carrying on")
+                self._stopping.wait(0.5)
+
+    def _poll_once(self) -> None:
+        if self._replace_because:
+            self._replace_producer()
+        with self._lock:
+            producer = self._producer
+        producer.poll(0.1)
+        if self._reports:
+            try:
+                self._loop.call_soon_threadsafe(self._settle_reports)
+            except RuntimeError:  # the loop is closed: nobody waits for these outcomes any more
+                self._reports.clear()
 
     def _settle_reports(self) -> None:
         """On the loop: complete the publications Kafka has reported on."""
@@ -210,7 +220,11 @@ class KafkaPublisher:
         with self._lock:
             old, self._producer = self._producer, Producer(self._config)
             self._replace_because = ""
-        old.purge()
+        try:
+            old.purge()
+        except KafkaException as exc:
+            # Its events then fail by message.timeout.ms instead; the flush below still serves them.
+            log.error("could not purge the replaced kafka producer", extra={"error": str(exc)})
         # Serve the purged events' delivery reports, which may arrive after purge() returns: an event
         # left unreported would keep its request id pending, and every retry waiting on it, forever.
         unreported = old.flush(5)

@@ -33,5 +33,9 @@ PRODUCER_REPLACEMENTS = Counter(
     "Kafka producers replaced by a new one, by reason (fatal_error, cluster_changed).",
     ["reason"],
 )
+POLLER_ERRORS = Counter(
+    "sum_kafka_poller_errors_total",
+    "Unexpected errors of the thread serving Kafka delivery reports (it logs each and carries on).",
+)
 KAFKA_REACHABLE = Gauge("sum_kafka_reachable", "1 while the last Kafka metadata probe succeeded.")
 IDEMPOTENCY_ENTRIES = Gauge("sum_idempotency_entries", "Request ids held in the idempotency record.")

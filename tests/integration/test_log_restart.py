@@ -51,11 +51,18 @@ def add_many(service: SumService, count: int, first: int) -> dict[str, int]:
             except grpc.RpcError as exc:
                 retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
                 if not retryable or time.monotonic() > deadline:
-                    raise
+                    raise AssertionError(f"{exc}\nsum service log:\n{service_story(service)}") from exc
                 time.sleep(0.1)
 
     with ThreadPoolExecutor(8) as pool:
         return dict(pool.map(one, range(first, first + count)))
+
+
+def service_story(service: SumService) -> str:
+    """The sum service's log without its per-call lines: what happened to it, for a failure message."""
+    per_call = ('"msg": "added"', '"msg": "event not acknowledged"')
+    lines = service.process.log_path.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if not any(marker in line for marker in per_call))[-8000:]
 
 
 def stored_offsets(ledger: Ledger) -> dict[int, int]:

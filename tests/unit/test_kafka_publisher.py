@@ -1,0 +1,60 @@
+"""The publisher's delivery-report thread outlives an unexpected error (a real librdkafka producer,
+pointed at a port where no broker listens, so every event fails by message.timeout.ms)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from distsum.domain import SumComputed
+from sum_svc import kafka_publisher, metrics
+from sum_svc.kafka_publisher import KafkaDeliveryError, KafkaPublisher
+
+NOWHERE = "127.0.0.1:1"
+DELIVERY_TIMEOUT = 0.5
+WAIT = 10.0
+
+
+class PollFailsOnce(Producer):
+    """poll() raises once, as it does when a callback raised inside it."""
+
+    failed = False
+
+    def poll(self, *args: Any, **kwargs: Any) -> int:
+        if not PollFailsOnce.failed:
+            PollFailsOnce.failed = True
+            raise KafkaException(KafkaError(KafkaError._FAIL, "injected"))
+        return int(super().poll(*args, **kwargs))
+
+
+async def test_delivery_reports_are_still_served_after_the_poller_met_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(kafka_publisher, "Producer", PollFailsOnce)
+    errors_before = metrics.POLLER_ERRORS._value.get()
+    publisher = KafkaPublisher(
+        NOWHERE,
+        "sums",
+        DELIVERY_TIMEOUT,
+        client_id="test",
+        loop=asyncio.get_running_loop(),
+        on_log_lost=lambda: None,
+    )
+    try:
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with caplog.at_level(logging.ERROR, logger=kafka_publisher.__name__):
+            event = SumComputed("3f1c0e9a-7a51-4c1e-9a43-0b8f3c0d2e11", 1, 2, 3, datetime.now(UTC))
+            publisher.publish(event, delivery)
+            with pytest.raises(KafkaDeliveryError):
+                await asyncio.wait_for(delivery, WAIT)
+    finally:
+        await asyncio.to_thread(publisher.close, 0)
+
+    assert PollFailsOnce.failed
+    assert metrics.POLLER_ERRORS._value.get() == errors_before + 1
+    assert any("carrying on" in record.getMessage() and record.exc_info for record in caplog.records)
