@@ -24,6 +24,10 @@ from devstack.services import (
 TOPIC = "sums"
 
 
+class LedgerStarting(RuntimeError):
+    """The ledger answered 503: not ready, or its store not created yet."""
+
+
 @dataclass(frozen=True)
 class Ledger:
     process: ManagedProcess
@@ -31,6 +35,8 @@ class Ledger:
 
     def total(self) -> dict[str, object]:
         status, body = http_json(f"{self.url}/v1/total", timeout=10)
+        if status == 503:
+            raise LedgerStarting(f"GET {self.url}/v1/total answered 503: {body}")
         if status != 200 or not isinstance(body, dict):
             raise RuntimeError(f"GET {self.url}/v1/total answered {status}: {body}")
         return body
@@ -45,10 +51,11 @@ class Ledger:
         return count
 
     def count_once_up(self) -> int:
-        """The count, or 0 while the REST API is not up yet: for timing a ledger from its start."""
+        """The count, or 0 while the REST API is not up yet (or up before the consumer has created the
+        store): for timing a ledger from its start."""
         try:
             return self.count()
-        except (OSError, ValueError):
+        except (OSError, ValueError, LedgerStarting):
             return 0
 
     def wait_settled(self, at_least: int, at_most: int, quiet: float = 2.0, timeout: float = 300) -> int:

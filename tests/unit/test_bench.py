@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from bench import audit, ghz, proc_cpu, report
 from bench.settings import BadSetting, Settings
+from bench.stack import Ledger
+from devstack.services import ManagedProcess
 
 MS = 1_000_000  # ghz reports durations in nanoseconds
 
@@ -242,3 +249,54 @@ def test_settings_record_service_variables_but_no_credentials() -> None:
         "SUM_GRPC_PORT": "1",
     }
     assert Settings.from_env({}).as_dict(env)["service_env"] == {"SUM_PUBLISH_TIMEOUT_SECONDS": "2"}
+
+
+@pytest.fixture
+def starting_ledger() -> Iterator[tuple[str, list[tuple[int, object]]]]:
+    """A REST API answering /v1/total with the queued (status, body) pairs, the last one for good."""
+    answers: list[tuple[int, object]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers.pop(0) if len(answers) > 1 else answers[0]
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_ledger_whose_store_is_not_created_yet_counts_zero_until_it_is(
+    starting_ledger: tuple[str, list[tuple[int, object]]],
+) -> None:
+    url, answers = starting_ledger
+    store_missing = {"error": "store_unavailable", "message": "unable to open database file"}
+    answers += [(503, store_missing), (200, {"count": 7, "total": "28"})]
+    ledger = Ledger(cast(ManagedProcess, SimpleNamespace(running=True)), url)
+
+    assert ledger.count_once_up() == 0
+    assert ledger.count_once_up() == 7
+
+
+def test_a_ledger_answering_an_error_other_than_503_stops_the_bench(
+    starting_ledger: tuple[str, list[tuple[int, object]]],
+) -> None:
+    url, answers = starting_ledger
+    answers.append((500, {"error": "internal"}))
+    ledger = Ledger(cast(ManagedProcess, SimpleNamespace(running=True)), url)
+
+    with pytest.raises(RuntimeError, match="answered 500"):
+        ledger.count_once_up()
