@@ -145,9 +145,6 @@ def result_stems(results: Path, date: str, keep: bool) -> list[str]:
     if not keep:
         return ["latest"]
     day = date[:10]
-    dated = next(
-        f"{day}{n}"
-        for n in ("", *(f"-{i}" for i in itertools.count(2)))
-        if not (results / f"{day}{n}.json").exists()
-    )
+    suffixes = itertools.chain([""], (f"-{i}" for i in itertools.count(2)))
+    dated = next(f"{day}{n}" for n in suffixes if not (results / f"{day}{n}.json").exists())
     return ["latest", dated]

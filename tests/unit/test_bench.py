@@ -300,3 +300,12 @@ def test_a_ledger_answering_an_error_other_than_503_stops_the_bench(
 
     with pytest.raises(RuntimeError, match="answered 500"):
         ledger.count_once_up()
+
+
+def test_kept_results_are_named_for_their_day_and_never_overwrite_an_earlier_run(tmp_path: Path) -> None:
+    date = "2026-12-05T09:30:00+00:00"
+    assert report.result_stems(tmp_path, date, keep=False) == ["latest"]
+    assert report.result_stems(tmp_path, date, keep=True) == ["latest", "2026-12-05"]
+    for stem in ("2026-12-05", "2026-12-05-2"):
+        (tmp_path / f"{stem}.json").write_text("{}")
+    assert report.result_stems(tmp_path, date, keep=True) == ["latest", "2026-12-05-3"]
