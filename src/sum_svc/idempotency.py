@@ -82,9 +82,12 @@ class IdempotencyRecord:
         return forgotten
 
     def _settle(self, request_id: str, entry: Entry) -> None:
+        # Read the outcome first, also for a forgotten entry: a failure nobody waits for any more is
+        # then not reported by asyncio as "Future exception was never retrieved".
+        failed = _failed(entry.delivery)
         if self._entries.get(request_id) is not entry:
             return
-        if _failed(entry.delivery):
+        if failed:
             # Forget a failed publication so the client's retry publishes afresh.
             del self._entries[request_id]
         else:

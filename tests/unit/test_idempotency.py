@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from hypothesis import given
@@ -169,3 +170,17 @@ async def test_forget_all_makes_every_id_new_again(record: IdempotencyRecord) ->
     pending.entry.delivery.set_exception(ConnectionError("purged"))
     await settled()  # the old publication's settlement leaves its successor alone
     assert len(record) == 1
+
+
+async def test_a_forgotten_publication_that_fails_leaves_no_unretrieved_exception(
+    record: IdempotencyRecord,
+) -> None:
+    reported: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+    pending = record.claim("id-1", 2, 3, 5)
+    record.forget_all()
+    pending.entry.delivery.set_exception(ConnectionError("purged"))
+    await settled()
+    del pending
+    gc.collect()
+    assert reported == []
