@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from confluent_kafka import (
@@ -27,7 +27,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from distsum.kafka_client_log import KafkaClientLog
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
-from ledger_svc.kafka_log import LogId, PartitionLog
+from ledger_svc.kafka_log import LogId, PartitionLog, offsets_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,12 @@ class LogUnknown(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class LogState:
-    """The topic's ids (None where the broker reports no topic id) and each asked partition's log."""
+    """The topic's ids (None where the broker reports no topic id), the log of each asked partition
+    whose offsets Kafka listed, and why the others have none."""
 
     log_id: LogId | None
     partitions: dict[int, PartitionLog]
+    unknown: dict[int, str] = field(default_factory=dict)
 
 
 class LogInspector:
@@ -100,10 +102,14 @@ class LogInspector:
             end = {tp.partition: f.result(_REQUEST_TIMEOUT).offset for tp, f in ends.items()}
         except (KafkaException, TimeoutError) as exc:
             raise LogUnknown(f"Kafka cannot describe topic {self._topic!r}: {_reason(exc)}") from exc
-        keys = self._keys(keys_at, first, end)
+        unknown = {
+            p: problem for p in partitions if (problem := offsets_problem(first[p], end[p])) is not None
+        }
+        keys = self._keys({p: o for p, o in keys_at.items() if p not in unknown}, first, end)
         return LogState(
             LogId(cluster_id, topic_id) if cluster_id and topic_id else None,
-            {p: PartitionLog(first[p], end[p], keys.get(p)) for p in partitions},
+            {p: PartitionLog(first[p], end[p], keys.get(p)) for p in partitions if p not in unknown},
+            unknown,
         )
 
     def _offsets(self, partitions: list[int], spec: OffsetSpec) -> dict[TopicPartition, Future[Any]]:

@@ -48,6 +48,20 @@ class PartitionLog:
     key_before_checkpoint: bytes | None = None
 
 
+def offsets_problem(start: int, end: int) -> str | None:
+    """Why a partition's listed offsets describe no log, or None where they do.
+
+    While a partition's leader moves, Kafka can answer a list-offsets request with no error and a
+    logical offset (librdkafka's -1001, "invalid") in place of a real one. Judged as offsets, that reads
+    as a log that started again, with records deleted before they were read (a false alarm, and a
+    needless reading again from the start)."""
+    if start < 0 or end < 0:
+        return "Kafka listed no offsets (the partition's leader may be moving)"
+    if start > end:
+        return "Kafka listed a start offset beyond the end offset"
+    return None
+
+
 # Why a partition's log is read again from its start: the reasons judge gives for Match.NEW, and
 # "unproven" for a newly assigned partition that nothing shows to be on its checkpoint's log.
 RESTART_REASONS = (
@@ -99,6 +113,9 @@ def judge(checkpoint: Checkpoint | None, current: LogId | None, log: PartitionLo
             f"the record at offset {checkpoint.next_offset - 1} has key {log.key_before_checkpoint!r},"
             f" the store read {checkpoint.last_key!r} there",
         )
-    if record_read or ids_known or checkpoint.next_offset == 0:
-        return Verdict(Match.SAME, "same_log", expired=max(0, log.start - checkpoint.next_offset))
+    if record_read or ids_known or checkpoint.next_offset <= 0:
+        # A negative next offset is "the log's start, whatever it is": earlier versions stored one where
+        # Kafka listed no offsets (see offsets_problem); nothing was skipped.
+        expired = log.start - checkpoint.next_offset if checkpoint.next_offset >= 0 else 0
+        return Verdict(Match.SAME, "same_log", expired=max(0, expired))
     return Verdict(Match.UNPROVEN, "unproven", "neither the log's ids nor a record show it is the same log")

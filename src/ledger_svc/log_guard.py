@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from opentelemetry import trace
@@ -18,6 +19,16 @@ from ledger_svc.store import LedgerWriter, StoreUnwritable
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPlan:
+    """Where each partition goes on (an offset to seek to, or None to read on from where it is), whose
+    log started again, and which wait, with why (Kafka listed no offsets for them)."""
+
+    seek: dict[int, int | None]
+    restarted: set[int]
+    held: dict[int, str]
 
 
 class LogGuard:
@@ -53,54 +64,57 @@ class LogGuard:
         )
         self._next_check = now + interval
         try:
-            decisions, restarted = self.check(assigned, self.unverified)
+            plan = self.check(assigned, self.unverified)
         except (LogUnknown, StoreUnwritable) as exc:
             # Kafka may come back with another log (a replaced broker): hold everything until it is seen.
-            if str(exc) != self.problem:
-                log.warning(
-                    "partitions paused until Kafka shows which log it serves",
-                    extra={"partitions": assigned, "reason": str(exc)},
-                )
-            self.problem = str(exc)
-            consumer.pause([TopicPartition(self._topic, p) for p in assigned])
-            self.unverified = set(assigned)
-            self._next_check = now + self._config.retry_interval_seconds
+            self._hold(consumer, set(assigned), str(exc))
             return set()
-        if restarted:
-            return restarted
-        unsettled: set[int] = set()
-        for partition, offset in decisions.items():
+        if plan.restarted:
+            return plan.restarted
+        unsettled, problems = set(plan.held), set(plan.held.values())
+        for partition, offset in plan.seek.items():
             if offset is not None:
                 try:
                     consumer.seek(TopicPartition(self._topic, partition, offset))
                 except KafkaException as exc:  # checked again, paused, at the next try
                     unsettled.add(partition)
-                    self.problem = f"seek of partition {partition} failed: {exc}"
+                    problems.add(f"seek of partition {partition} failed: {exc}")
+        verified = self.unverified - unsettled
         if unsettled:
-            consumer.pause([TopicPartition(self._topic, p) for p in unsettled])
-        consumer.resume([TopicPartition(self._topic, p) for p in self.unverified - unsettled])
-        if self.unverified and not unsettled:
-            log.info(
-                "partitions' Kafka logs verified; consuming", extra={"partitions": sorted(self.unverified)}
-            )
+            self._hold(consumer, unsettled, "; ".join(sorted(problems)))
+        consumer.resume([TopicPartition(self._topic, p) for p in sorted(verified)])
+        if verified:
+            log.info("partitions' Kafka logs verified; consuming", extra={"partitions": sorted(verified)})
         self.unverified = unsettled
         self.problem = self.problem if unsettled else ""
         return set()
 
-    def check(self, assigned: list[int], unverified: set[int]) -> tuple[dict[int, int | None], set[int]]:
-        """Where each assigned partition goes on (an offset to seek to, or None to read on from where it
-        is), and which partitions' logs started again: their checkpoints are reset to the log's start.
-        Partitions in unverified (paused) go on from their checkpoints only where the log is shown to be
-        the same; the others restart only on evidence of a new log. Raises LogUnknown, and
-        StoreUnwritable, before anything is decided."""
+    def _hold(self, consumer: Consumer, partitions: set[int], problem: str) -> None:
+        """Pause partitions until the next try; once resumed, they go on from their checkpoints."""
+        if problem != self.problem:
+            log.warning(
+                "partitions paused until Kafka shows which log it serves",
+                extra={"partitions": sorted(partitions), "reason": problem},
+            )
+        self.problem = problem
+        consumer.pause([TopicPartition(self._topic, p) for p in sorted(partitions)])
+        self.unverified |= partitions
+        self._next_check = time.monotonic() + self._config.retry_interval_seconds
+
+    def check(self, assigned: list[int], unverified: set[int]) -> GuardPlan:
+        """What each assigned partition does next (see GuardPlan); the checkpoints of logs that started
+        again are reset to the log's start. Partitions in unverified (paused) go on from their
+        checkpoints only where the log is shown to be the same; the others restart only on evidence of a
+        new log. Raises LogUnknown, and StoreUnwritable, before anything is decided."""
         with tracer.start_as_current_span(
             "ledger check kafka log", attributes={"ledger.partitions.unverified": len(unverified)}
         ) as span:
-            decisions, restarted = self._check(assigned, unverified)
-            span.set_attribute("ledger.partitions.restarted", len(restarted))
-        return decisions, restarted
+            plan = self._check(assigned, unverified)
+            span.set_attribute("ledger.partitions.restarted", len(plan.restarted))
+            span.set_attribute("ledger.partitions.held", len(plan.held))
+        return plan
 
-    def _check(self, assigned: list[int], unverified: set[int]) -> tuple[dict[int, int | None], set[int]]:
+    def _check(self, assigned: list[int], unverified: set[int]) -> GuardPlan:
         checkpoints = self._writer.checkpoints(self._topic)
         # The record before the checkpoint is read once per assignment: cheap, and it catches a log
         # that kept its ids but not its records.
@@ -113,7 +127,7 @@ class LogGuard:
         decisions: dict[int, int | None] = {}
         updated: dict[int, Checkpoint] = {}
         restarted: set[int] = set()
-        for partition in assigned:
+        for partition in state.partitions:
             checkpoint, kafka = checkpoints.get(partition), state.partitions[partition]
             verdict = judge(checkpoint, state.log_id, kafka)
             restart = verdict.match is Match.NEW or (
@@ -129,7 +143,7 @@ class LogGuard:
             # that failed before may have left it elsewhere.
             resume_at = max(kafka.start, checkpoint.next_offset if checkpoint else 0)
             decisions[partition] = resume_at if partition in unverified else None
-            if verdict.match is Match.UNREAD:
+            if verdict.match is Match.UNREAD or (checkpoint is not None and checkpoint.next_offset < 0):
                 updated[partition] = Checkpoint(kafka.start, state.log_id)
             elif checkpoint is not None and checkpoint.log is None and state.log_id is not None:
                 # A store from before logs were recorded, shown to be on this log by its record.
@@ -141,14 +155,11 @@ class LogGuard:
                 )
         if updated:
             self._writer.save_checkpoints(self._topic, updated)
-        for partition in assigned:  # against the log being read, as the checkpoints now say
-            checkpoint, kafka = (
-                updated.get(partition, checkpoints.get(partition)),
-                state.partitions[partition],
-            )
-            read_up_to = checkpoint.next_offset if checkpoint else kafka.start
+        for partition, kafka in state.partitions.items():  # as the checkpoints now say
+            checkpoint = updated.get(partition, checkpoints.get(partition))
+            read_up_to = max(kafka.start, checkpoint.next_offset if checkpoint else 0)
             metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(0, kafka.end - read_up_to))
-        return decisions, restarted
+        return GuardPlan(decisions, restarted, state.unknown)
 
     def _warn_restart(
         self, partition: int, verdict: Verdict, checkpoint: Checkpoint | None, current: LogId | None

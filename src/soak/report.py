@@ -73,6 +73,8 @@ def text(result: dict[str, Any]) -> str:
         lines += [f"  - {failure}" for failure in r["failures"]]
     errors = {k: sum(sum(m.values()) for m in v.values()) for k, v in result["error_log_lines"].items()}
     lines.append(f"error-level log lines by fault kind: {errors}")
+    for where, messages in result.get("false_alarms", {}).items():
+        lines += [f"  false alarm under {where}: {n} x {message!r}" for message, n in messages.items()]
     lines.append("RESULT: " + ("PASS" if result["ok"] else "FAIL: " + "; ".join(result["failures"])))
     return "\n".join(lines)
 

@@ -204,6 +204,9 @@ def soak_run(
         )
         windows = [(r.kind, r.wall_start, r.wall_end) for r in done["records"]]
         result["error_log_lines"] = logscan.scan(soak.logs(), windows)
+        result["false_alarms"] = logscan.false_alarms(logscan.scan(soak.logs(), windows, logscan.alarm_lines))
+        if result["false_alarms"]:
+            failures.append("the ledger reported what no fault caused (see false_alarms)")
         checkpoint({**result, "ok": False, "failures": [*failures, "(fuzzing not finished yet)"]})
 
         try:

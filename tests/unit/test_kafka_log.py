@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_svc.kafka_log import RESTART_REASONS, Checkpoint, LogId, Match, PartitionLog, judge
+from ledger_svc.kafka_log import (
+    RESTART_REASONS,
+    Checkpoint,
+    LogId,
+    Match,
+    PartitionLog,
+    judge,
+    offsets_problem,
+)
 
 OLD = LogId("cluster-a", "topic-1")
 
@@ -19,7 +27,9 @@ keys = st.sampled_from([b"", b"id-1", b"id-2"])
 def situations(draw: st.DrawFn) -> tuple[Checkpoint, LogId | None, PartitionLog]:
     start = draw(st.integers(0, 50))
     end = start + draw(st.integers(0, 50))
-    checkpoint = Checkpoint(draw(st.integers(0, 120)), draw(st.none() | log_ids), draw(st.none() | keys))
+    # -1001 (librdkafka's "invalid offset"): what earlier versions stored where Kafka listed no offsets.
+    next_offset = draw(st.integers(0, 120) | st.just(-1001))
+    checkpoint = Checkpoint(next_offset, draw(st.none() | log_ids), draw(st.none() | keys))
     return checkpoint, draw(st.none() | log_ids), PartitionLog(start, end, draw(st.none() | keys))
 
 
@@ -69,6 +79,18 @@ def test_records_deleted_before_they_were_read_are_counted() -> None:
     assert (verdict.match, verdict.expired) == (Match.SAME, 7)
 
 
+def test_a_stored_invalid_offset_means_the_start_and_nothing_expired() -> None:
+    verdict = judge(Checkpoint(-1001, OLD), OLD, PartitionLog(12, 40))
+    assert (verdict.match, verdict.expired) == (Match.SAME, 0)
+
+
+@given(st.integers(-1001, 100), st.integers(-1001, 100))
+def test_listed_offsets_describe_a_log_only_when_real_and_in_order(start: int, end: int) -> None:
+    problem = offsets_problem(start, end)
+    assert (problem is None) == (0 <= start <= end)
+    assert problem is None or "Kafka listed" in problem
+
+
 @given(situations())
 def test_same_only_where_nothing_points_to_another_log(
     situation: tuple[Checkpoint, LogId | None, PartitionLog],
@@ -85,8 +107,9 @@ def test_same_only_where_nothing_points_to_another_log(
         proof = (checkpoint.log is not None and current is not None) or (
             kafka.key_before_checkpoint is not None and checkpoint.last_key is not None
         )
-        assert proof or checkpoint.next_offset == 0
-        assert verdict.expired == max(0, kafka.start - checkpoint.next_offset)
+        assert proof or checkpoint.next_offset <= 0
+        expired = kafka.start - checkpoint.next_offset if checkpoint.next_offset >= 0 else 0
+        assert verdict.expired == max(0, expired)
     if verdict.match is not Match.SAME:
         assert verdict.expired == 0
     if verdict.match in (Match.NEW, Match.UNPROVEN):

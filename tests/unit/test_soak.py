@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +179,29 @@ def test_an_id_at_risk_from_a_log_restart_lost_is_reported_apart() -> None:
     assert (verdict.lost, verdict.lost_with_log) == (0, 1)
     assert verdict.examples == {"lost_with_log": ["x"]}
     assert verdict.ok
+
+
+def test_a_log_restart_or_deleted_records_reported_where_no_fault_caused_them_is_a_false_alarm(
+    tmp_path: Path,
+) -> None:
+    restart = "the Kafka log of a partition is not the one the store's offsets belong to; reading it again"
+    deleted = "Kafka deleted records the ledger never read (retention); they are not in the total"
+
+    def line(second: int, level: str, msg: str) -> str:
+        return json.dumps({"ts": f"2026-01-01T00:00:{second:02d}.000+00:00", "level": level, "msg": msg})
+
+    log = tmp_path / "ledger.log"
+    log.write_text(
+        "\n".join(
+            [
+                line(1, "warning", restart),  # under log_restart: what that fault causes
+                line(20, "warning", restart),  # under broker_kill: false
+                line(21, "error", deleted),  # never caused by any fault
+                line(22, "warning", "partitions paused until Kafka shows which log it serves"),
+            ]
+        )
+    )
+    t0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    windows = [("log_restart", t0, t0 + 10), ("broker_kill", t0 + 15, t0 + 25)]
+    alarms = logscan.scan({"ledger": log}, windows, logscan.alarm_lines)
+    assert logscan.false_alarms(alarms) == {"broker_kill / ledger": {restart: 1, deleted: 1}}
