@@ -14,8 +14,9 @@ the assignment inside a callback that close() runs can block forever. A consumer
 partitions for LEDGER_REJOIN_AFTER_SECONDS is replaced: a static member may never rejoin after the group
 coordinator restarted (librdkafka #3437).
 
-A fatal consumer error ends the loop with KafkaConsumerFatal instead, and the process exits (see there):
-the case librdkafka documents is another member with the same group.instance.id fencing this one.
+A fatal consumer error ends the loop with KafkaConsumerFatal instead, and the process exits (see
+kafka_clients): the case librdkafka documents is another member with the same group.instance.id
+fencing this one.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ from ledger_svc import consumer_status, metrics
 from ledger_svc.batch import Batch
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
-from ledger_svc.dead_letters import DeadLetterFailed, DeadLetterPublisher
 from ledger_svc.durable_files import replace_atomically
-from ledger_svc.kafka_consumer import LogInspector, new_consumer
+from ledger_svc.kafka_clients import (
+    DeadLetterFailed,
+    DeadLetterPublisher,
+    LogInspector,
+    new_consumer,
+    raise_if_fatal,
+)
 from ledger_svc.ledger import Balance
 from ledger_svc.log_guard import LogGuard
 from ledger_svc.store import LedgerWriter, StoreUnwritable
@@ -44,26 +50,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 HEARTBEAT_SECONDS = 1.0
-
-
-class KafkaConsumerFatal(RuntimeError):
-    """librdkafka reported a fatal error: this consumer will never consume again, though it still
-    looks subscribed with its partitions, so nothing inside the process notices.
-
-    The process exits rather than replacing the consumer as the rejoin watchdog does. A consumer
-    fails fatally when fenced: another member joined with its group.instance.id. A replacement
-    with that id would fence the other member in turn, and two ledgers would take the partitions from
-    each other for as long as both run, each counting into its own store. Exiting lets the supervisor
-    decide: Kubernetes restarts the pod with a growing back-off and counts the restarts, which shows a
-    duplicate that keeps fencing, while an old incarnation (a pod cut off from the cluster while its
-    successor started) just goes away. Nothing is lost: the store holds the offsets to resume from.
-    """
-
-
-def _raise_if_fatal(error: KafkaError) -> None:
-    # librdkafka reports the fatal error once, as a message with code _FATAL and the cause in its text.
-    if error.code() == KafkaError._FATAL:
-        raise KafkaConsumerFatal(error.str())
 
 
 class LedgerConsumer:
@@ -120,7 +106,7 @@ class LedgerConsumer:
             if error is None:
                 batch.add(message, self._topic, self._config.group_id)
                 continue
-            _raise_if_fatal(error)
+            raise_if_fatal(error)
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning(
                     "kafka consumer error", extra={"kafka_error": error.name(), "detail": error.str()}
@@ -196,7 +182,7 @@ class LedgerConsumer:
             # Polling keeps group membership; what it might still return is re-read after the seek.
             message = self._consumer.poll(0.2)
             if message is not None and (error := message.error()) is not None:
-                _raise_if_fatal(error)
+                raise_if_fatal(error)
             self._heartbeat()
         try:
             self._writer.reopen()

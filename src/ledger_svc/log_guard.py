@@ -13,7 +13,7 @@ from opentelemetry import trace
 
 from ledger_svc import metrics
 from ledger_svc.config import LedgerSettings
-from ledger_svc.kafka_consumer import LogInspector, LogUnknown
+from ledger_svc.kafka_clients import LogInspector, LogUnknown
 from ledger_svc.kafka_log import Checkpoint, LogId, Match, Verdict, judge
 from ledger_svc.store import LedgerWriter, StoreUnwritable
 

@@ -44,7 +44,7 @@ def main() -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(config.metrics_dir)}
 
     children = {
-        "consumer": _spawn([sys.executable, "-m", "ledger_svc.consume"], env),
+        "consumer": _spawn([sys.executable, "-m", "ledger_svc.consumer_main"], env),
         "web": _spawn(
             [
                 sys.executable,

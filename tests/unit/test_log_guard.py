@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ledger_svc import metrics
 from ledger_svc.config import LedgerSettings
-from ledger_svc.kafka_consumer import LogInspector, LogState
+from ledger_svc.kafka_clients import LogInspector, LogState
 from ledger_svc.kafka_log import Checkpoint, LogId, PartitionLog, offsets_problem
 from ledger_svc.log_guard import LogGuard
 from ledger_svc.store import LedgerWriter

@@ -1,4 +1,5 @@
-"""The ledger's Kafka clients: the consumer, and what Kafka says about the log it serves."""
+"""The ledger's Kafka clients: the consumer and its fatal errors, what Kafka says about the log it serves,
+and the producer of poison records to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    Message,
+    Producer,
     TopicCollection,
     TopicPartition,
     Uuid,
@@ -53,6 +56,26 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
             **KafkaClientLog(log).config(),
         }
     )
+
+
+class KafkaConsumerFatal(RuntimeError):
+    """librdkafka reported a fatal error: this consumer will never consume again, though it still
+    looks subscribed with its partitions, so nothing inside the process notices.
+
+    The process exits rather than replacing the consumer as the rejoin watchdog does. A consumer
+    fails fatally when fenced: another member joined with its group.instance.id. A replacement
+    with that id would fence the other member in turn, and two ledgers would take the partitions from
+    each other for as long as both run, each counting into its own store. Exiting lets the supervisor
+    decide: Kubernetes restarts the pod with a growing back-off and counts the restarts, which shows a
+    duplicate that keeps fencing, while an old incarnation (a pod cut off from the cluster while its
+    successor started) just goes away. Nothing is lost: the store holds the offsets to resume from.
+    """
+
+
+def raise_if_fatal(error: KafkaError) -> None:
+    # librdkafka reports the fatal error once, as a message with code _FATAL and the cause in its text.
+    if error.code() == KafkaError._FATAL:
+        raise KafkaConsumerFatal(error.str())
 
 
 class LogUnknown(RuntimeError):
@@ -144,6 +167,62 @@ class LogInspector:
         finally:
             probe.close()
         return keys
+
+
+class DeadLetterFailed(RuntimeError):
+    pass
+
+
+class DeadLetterPublisher:
+    def __init__(self, bootstrap_servers: str, topic: str):
+        self.topic = topic
+        self._config = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": "ledger-dead-letters",
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.timeout.ms": 30_000,
+            **KafkaClientLog(log).config(),
+        }
+        self._producer = Producer(self._config)
+
+    def reconnect(self) -> None:
+        """A new producer, for a Kafka cluster that came back without its data: librdkafka would ignore
+        the new cluster's partition leaders as outdated. Nothing is pending between sends."""
+        self._producer.flush(0)
+        self._producer = Producer(self._config)
+
+    def send(self, poison: list[tuple[Message, str]], timeout: float) -> None:
+        """Publish every record and wait for all acknowledgements; raise if any is missing."""
+        failures: list[str] = []
+        delivered = 0
+
+        def on_delivery(error: KafkaError | None, _: Message) -> None:
+            nonlocal delivered
+            if error is None:
+                delivered += 1
+            else:
+                failures.append(error.str())
+
+        for message, reason in poison:
+            headers = [
+                *(message.headers() or []),
+                ("dlq.reason", reason.encode()),
+                ("dlq.original.topic", (message.topic() or "").encode()),
+                ("dlq.original.partition", str(message.partition()).encode()),
+                ("dlq.original.offset", str(message.offset()).encode()),
+            ]
+            self._producer.produce(
+                self.topic, key=message.key(), value=message.value(), headers=headers, on_delivery=on_delivery
+            )
+        self._producer.flush(timeout)
+        if failures or delivered != len(poison):
+            raise DeadLetterFailed(
+                f"{len(poison) - delivered} of {len(poison)} dead letters not acknowledged: {failures[:3]}"
+            )
+
+    def close(self, timeout: float) -> None:
+        self._producer.flush(timeout)
 
 
 def _kafka_uuid(value: Uuid | None) -> str | None:

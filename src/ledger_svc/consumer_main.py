@@ -10,12 +10,12 @@ import threading
 from distsum import logs, settings, telemetry
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consumer import KafkaConsumerFatal, LedgerConsumer
+from ledger_svc.consumer import LedgerConsumer
 from ledger_svc.consumer_status import ConsumerStatus
-from ledger_svc.dead_letters import DeadLetterPublisher
+from ledger_svc.kafka_clients import DeadLetterPublisher, KafkaConsumerFatal
 from ledger_svc.store import LedgerWriter, StoreRefused, StoreUnwritable
 
-log = logging.getLogger("ledger_svc.consume")
+log = logging.getLogger(__name__)
 
 EXIT_STORE_REFUSED = 3
 EXIT_KAFKA_FATAL = 4
