@@ -72,10 +72,9 @@ class LedgerWriter:
             raise _classify(exc, self.path) from exc
 
     def migrate(self) -> None:
-        """Bring a store written by an earlier version to this schema, in one transaction."""
+        """Bring a store written by an earlier version to this schema, one version per transaction."""
         try:
-            statements = store_file.migration_from(self._connection)
-            if statements:
+            while statements := store_file.migration_from(self._connection):
                 with self._transaction():
                     for statement in statements:
                         self._connection.execute(statement)
@@ -181,8 +180,11 @@ class LedgerWriter:
                         for d in plan.to_apply
                     ],
                 )
+                # Once per record of a log: a redelivered poison record is not counted again.
                 connection.executemany(
-                    "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO dead_letters VALUES (?1, ?2, ?3, "
+                    + store_file.CHECKPOINT_LOG.format(topic="?1", partition="?2")
+                    + ", ?4, ?5)",
                     [(p.topic, p.partition, p.offset, p.reason, applied_at) for p in poison],
                 )
                 # The log's ids stay as the consumer verified them.

@@ -12,7 +12,7 @@ from pathlib import Path
 from ledger_svc.durable_files import fsync_path
 
 STORE_FILE = "ledger.db"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 PARTIAL_STORE = STORE_FILE + ".creating"
 
 _SCHEMA = """
@@ -48,15 +48,25 @@ CREATE TABLE dead_letters (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
     kafka_offset INTEGER NOT NULL,
+    -- "<cluster id>/<topic id>" of the log the record was read from ('' where unknown): an offset names a
+    -- record only within one log.
+    log TEXT NOT NULL,
     reason TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
-    PRIMARY KEY (topic, partition, kafka_offset)
+    PRIMARY KEY (topic, partition, kafka_offset, log)
 );
 """
 
+# The log a partition's checkpoint belongs to, as dead_letters.log spells it.
+CHECKPOINT_LOG = (
+    "COALESCE((SELECT o.cluster_id || '/' || o.topic_id FROM offsets o"
+    " WHERE o.topic = {topic} AND o.partition = {partition}), '')"
+)
+
 # Version 1 kept offsets without the log they belong to. Version 2 adds the log's ids, unknown for an old
 # store, and the key of the record before the next offset, which the applied entries still tell wherever
-# that record was applied.
+# that record was applied. Version 3 keys dead letters by their log too, so a poison record at an offset
+# of a log that started again is counted; a version 2 row is taken to be from its partition's current log.
 _MIGRATIONS = {
     "1": [
         "ALTER TABLE offsets ADD COLUMN cluster_id TEXT",
@@ -69,6 +79,15 @@ _MIGRATIONS = {
             ORDER BY seq DESC LIMIT 1
         )""",
         "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    ],
+    "2": [
+        "ALTER TABLE dead_letters RENAME TO dead_letters_2",
+        _SCHEMA[_SCHEMA.index("CREATE TABLE dead_letters") :],
+        "INSERT INTO dead_letters SELECT d.topic, d.partition, d.kafka_offset, "
+        + CHECKPOINT_LOG.format(topic="d.topic", partition="d.partition")
+        + ", d.reason, d.recorded_at FROM dead_letters_2 d",
+        "DROP TABLE dead_letters_2",
+        "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
     ],
 }
 

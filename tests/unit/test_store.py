@@ -187,7 +187,7 @@ def test_deleted_entry_is_refused_as_inconsistent(writer: LedgerWriter, data_dir
 
 def test_other_schema_version_is_refused(writer: LedgerWriter, data_dir: Path) -> None:
     writer.close()
-    sql(data_dir, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    sql(data_dir, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreRefused, match="schema version"):
         LedgerWriter.open_or_create(data_dir)
 
