@@ -113,6 +113,13 @@ def replace_broker(broker: KafkaBroker, topic: Topic) -> None:
     recreate_topics(topic)
 
 
+def poison_first_record(topic: Topic) -> None:
+    """A poison record as the first record of partition 0 (offset 0 in every log of the topic)."""
+    poison = producer(topic.bootstrap)
+    poison.produce(topic.name, key=b"not-a-uuid", value=b"not a SumComputed", partition=0)
+    assert poison.flush(30) == 0
+
+
 def assert_new_log_outgrew(topic: Topic, stored: dict[int, int]) -> None:
     """Every partition of the new log holds more records than the store's offset for it: resuming at
     the stored offsets would skip records instead of waiting for them."""
@@ -167,6 +174,7 @@ def test_broker_data_wiped_while_the_ledger_was_stopped(
 def test_topic_created_again_under_a_running_ledger(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
+    poison_first_record(topic)
     ledger, service, acknowledged = counted_before(topic, start_ledger, start_sum_service)
     stored = stored_offsets(ledger)
 
@@ -182,12 +190,15 @@ def test_topic_created_again_under_a_running_ledger(
     wait_until(gone, 30, "the topic to be deleted")
     wait_until(lambda: http_json(f"{ledger.url}/readyz")[0] == 503, 30, "the ledger to report not ready")
     recreate_topics(topic)
+    poison_first_record(topic)
     acknowledged |= add_many(service, AFTER, BEFORE)
     assert_new_log_outgrew(topic, stored)
 
     assert_exact(ledger, acknowledged)
     assert_warned(ledger, "topic_id_changed")
     ledger.wait_ready()
+    # Two poison records at offset 0 of partition 0, one in each log: both are dead letters.
+    wait_until(lambda: ledger.total()["dead_letters"] == 2, 30, "both poison records to be counted")
 
 
 def test_broker_replaced_under_a_running_ledger(
