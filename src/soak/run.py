@@ -180,7 +180,9 @@ def soak_run(
         "machine": machine.machine(),
     }
     with contextlib.ExitStack() as resources:
-        resources.callback(stop.set)  # first thing on the way out, Ctrl-C included
+        # Runs last on the way out (Ctrl-C included), after every process is stopped: the fault driver's
+        # thread must live until then, or the processes it restarted die with it (PDEATHSIG).
+        resources.callback(stop.set)
         say(f"seed {s.seed}; starting 3 Kafka nodes, two sum services and the ledger in {state}")
         soak = stack.start(resources, libs, state, s.volume_mib)
         ledger = soak.the_ledger
