@@ -91,6 +91,22 @@ class LogState:
     partitions: dict[int, PartitionLog]
     unknown: dict[int, str] = field(default_factory=dict)
 
+    @classmethod
+    def listed(
+        cls,
+        log_id: LogId | None,
+        offsets: Mapping[int, tuple[int, int]],
+        keys: Mapping[int, bytes] | None = None,
+    ) -> LogState:
+        """From the (start, end) offsets Kafka listed per partition, and the keys read before checkpoints."""
+        unknown = {p: why for p, (start, end) in offsets.items() if (why := offsets_problem(start, end))}
+        logs = {
+            p: PartitionLog(start, end, (keys or {}).get(p))
+            for p, (start, end) in offsets.items()
+            if p not in unknown
+        }
+        return cls(log_id, logs, unknown)
+
 
 class LogInspector:
     """Asks Kafka which log it serves: a few admin requests, and one fetch per record key asked for."""
@@ -125,14 +141,10 @@ class LogInspector:
             end = {tp.partition: f.result(_REQUEST_TIMEOUT).offset for tp, f in ends.items()}
         except (KafkaException, TimeoutError) as exc:
             raise LogUnknown(f"Kafka cannot describe topic {self._topic!r}: {_reason(exc)}") from exc
-        unknown = {
-            p: problem for p in partitions if (problem := offsets_problem(first[p], end[p])) is not None
-        }
-        keys = self._keys({p: o for p, o in keys_at.items() if p not in unknown}, first, end)
-        return LogState(
+        return LogState.listed(
             LogId(cluster_id, topic_id) if cluster_id and topic_id else None,
-            {p: PartitionLog(first[p], end[p], keys.get(p)) for p in partitions if p not in unknown},
-            unknown,
+            {p: (first[p], end[p]) for p in partitions},
+            self._keys(keys_at, first, end),
         )
 
     def _offsets(self, partitions: list[int], spec: OffsetSpec) -> dict[TopicPartition, Future[Any]]:
@@ -146,7 +158,11 @@ class LogInspector:
         self, keys_at: Mapping[int, int], first: dict[int, int], end: dict[int, int]
     ) -> dict[int, bytes]:
         """Keys of the records at the asked offsets that the log still holds (b"" for a keyless record)."""
-        wanted = {p: o for p, o in keys_at.items() if p in first and first[p] <= o < end[p]}
+        wanted = {
+            p: o
+            for p, o in keys_at.items()
+            if p in first and offsets_problem(first[p], end[p]) is None and first[p] <= o < end[p]
+        }
         if not wanted:
             return {}
         probe = Consumer(self._probe_config)

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from ledger_svc import metrics
 from ledger_svc.config import LedgerSettings
 from ledger_svc.kafka_clients import LogInspector, LogState
-from ledger_svc.kafka_log import Checkpoint, LogId, PartitionLog, offsets_problem
+from ledger_svc.kafka_log import Checkpoint, LogId
 from ledger_svc.log_guard import LogGuard
 from ledger_svc.store import LedgerWriter
 
@@ -30,10 +30,7 @@ class ListedOffsets(LogInspector):
         self.offsets = offsets
 
     def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
-        listed = {p: self.offsets[p] for p in partitions}
-        unknown = {p: why for p, (s, e) in listed.items() if (why := offsets_problem(s, e))}
-        logs = {p: PartitionLog(s, e) for p, (s, e) in listed.items() if p not in unknown}
-        return LogState(LOG, logs, unknown)
+        return LogState.listed(LOG, {p: self.offsets[p] for p in partitions})
 
 
 class RecordingConsumer:
