@@ -24,23 +24,27 @@ CLIENTS = 16
 SECONDS = 300
 
 # Every id retried with the same operands until acknowledged, like a real client; reports what it sent.
+# The ids derive from the run's id and the operand, so a container the Job restarts after an error sends
+# the same ids again (each still counted once) rather than new ones the test never sent.
 LOAD_SCRIPT = """
 import sys, time, uuid
 from concurrent.futures import ThreadPoolExecutor
 import grpc
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 
-target, count, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+target, count, clients, run_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 retry = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target)) for _ in range(clients)]
 
 def send(a):
-    request_id, deadline = str(uuid.uuid4()), time.monotonic() + 240
+    request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{a}"))
+    deadline = time.monotonic() + 240
     while True:
         try:
             return stubs[a % clients].Add(sum_pb2.AddRequest(request_id=request_id, a=a, b=1), timeout=5).sum
         except grpc.RpcError as error:
             if error.code() not in retry or time.monotonic() > deadline:
+                print("giving up on", request_id, error.code(), error.details(), file=sys.stderr)
                 raise
             time.sleep(0.2)
 
@@ -66,7 +70,8 @@ def load_while(
     the ledger counts exactly what the Job acknowledged."""
     before = ledger_reading(settings, core, release)
     target = service_with_port(core, release.namespace, release.name, 50051).removeprefix("svc/")
-    job = python_job(name, release.sum_image, LOAD_SCRIPT, f"{target}:50051", str(LOAD), str(CLIENTS))
+    run_id = f"{release.namespace}/{name}"
+    job = python_job(name, release.sum_image, LOAD_SCRIPT, f"{target}:50051", str(LOAD), str(CLIENTS), run_id)
     batch.create_namespaced_job(release.namespace, job)
     third = before["count"] + LOAD // 3
 
