@@ -17,6 +17,8 @@ $(INSTALLED): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# The harness (make run, bench, soak; the tests' stack) is importable here, never part of the package.
+	echo "$(CURDIR)/harness" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/distsum-harness.pth"
 	touch $@
 
 venv: $(INSTALLED) ## create .venv and install the pinned dependencies
@@ -29,9 +31,9 @@ proto-check: $(INSTALLED) ## fail when the generated protobuf code is stale
 
 lint: $(INSTALLED) ## ruff (lint + format), mypy and shellcheck
 	$(BIN)/shellcheck -x scripts/*.sh scripts/*/*.sh tools/kafka/*.sh
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
-	$(BIN)/mypy src tests scripts
+	$(BIN)/ruff check src harness tests scripts
+	$(BIN)/ruff format --check src harness tests scripts
+	$(BIN)/mypy src harness tests scripts
 
 kafka: ## fetch and verify the Apache Kafka broker jars (cached outside the repo)
 	tools/kafka/fetch-kafka.sh >/dev/null
@@ -64,7 +66,7 @@ test-containers: $(INSTALLED) kafka ## the images run hardened against a real br
 test: proto-check lint test-unit test-chart test-deploy test-integration test-promql test-containers ## everything CI runs
 
 run: $(INSTALLED) kafka ## run Kafka, the sum service and the ledger in the foreground (Ctrl-C stops)
-	$(BIN)/python -m devstack.run
+	$(BIN)/python -m localstack.run
 
 bench: $(INSTALLED) kafka ## measure the local stack (ghz, CPU per call, ledger rates, lag); not in make test
 	$(BIN)/python -m bench.run

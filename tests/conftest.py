@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
+from localstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
 
 PARTITIONS = 4
 

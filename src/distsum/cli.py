@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 import uuid
 
 import grpc
 
-from distsum.v1 import sum_pb2, sum_pb2_grpc
+from distsum.clients.ledger import LedgerClient, LedgerError
+from distsum.clients.sum_service import SumClient
 
 
 def _add(args: argparse.Namespace) -> int:
     request_id = args.request_id or str(uuid.uuid4())
-    with grpc.insecure_channel(args.target) as channel:
-        stub = sum_pb2_grpc.SumServiceStub(channel)
+    with SumClient(args.target) as client:
         try:
-            reply = stub.Add(
-                sum_pb2.AddRequest(request_id=request_id, a=args.a, b=args.b), timeout=args.timeout
-            )
+            reply = client.add(request_id, args.a, args.b, timeout=args.timeout)
         except grpc.RpcError as exc:
             print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             print(
@@ -36,14 +31,14 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _total(args: argparse.Namespace) -> int:
-    url = args.ledger_url.rstrip("/") + "/v1/total"
+    client = LedgerClient(args.ledger_url, timeout=args.timeout)
+    url = client.url + "/v1/total"
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
-            body = json.load(response)
-    except urllib.error.HTTPError as exc:
-        print(f"error: {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        body = client.total()
+    except LedgerError as exc:
+        print(f"error: {url}: HTTP {exc.status}: {exc.text}", file=sys.stderr)
         return 1
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:
         print(f"error: cannot reach the ledger at {url}: {exc}", file=sys.stderr)
         return 1
     print(body["total"])

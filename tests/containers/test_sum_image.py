@@ -8,9 +8,10 @@ import uuid
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.kafka_broker import free_port
-from devstack.services import grpc_health_status, wait_until
+from distsum.clients.sum_service import health_status
+from distsum.clients.waiting import wait_until
 from distsum.v1 import sum_pb2, sum_pb2_grpc
+from localstack.ports import free_port
 from tests.conftest import Topic
 from tests.containers.conftest import Containers, assert_hardened
 from tests.containers.docker_cli import SUM_IMAGE
@@ -43,10 +44,10 @@ def test_sum_container_serves_adds_and_metrics(topic: Topic, containers: Contain
 
     def serving() -> bool:
         service.assert_running()
-        return grpc_health_status(target) == "SERVING"
+        return health_status(target) == "SERVING"
 
     wait_until(serving, 60, "the sum container to report SERVING")
-    assert grpc_health_status(target, "liveness") == "SERVING"
+    assert health_status(target, "liveness") == "SERVING"
     assert_hardened(service, "sum_svc")
 
     request_id = str(uuid.uuid4())

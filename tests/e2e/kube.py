@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "distributed-sum"

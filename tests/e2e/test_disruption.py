@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from devstack.services import wait_until
+from distsum.clients.ledger import Total
+from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
 from tests.e2e.kube import (
     Settings,
@@ -55,7 +56,7 @@ print("acknowledged", count, "total", sum(sums))
 """
 
 
-def ledger_reading(settings: Settings, core: Any, release: Release) -> dict[str, Any]:
+def ledger_reading(settings: Settings, core: Any, release: Release) -> Total:
     """/v1/total through a fresh port-forward (the ledger pod may have been replaced since the last one)."""
     ledger = service_with_port(core, release.namespace, release.name, 8080)
     with port_forward(settings, release.namespace, ledger, 8080) as target:
@@ -75,7 +76,7 @@ def load_while(
     batch.create_namespaced_job(release.namespace, job)
     third = before["count"] + LOAD // 3
 
-    def a_third() -> dict[str, Any] | None:
+    def a_third() -> Total | None:
         body = ledger_reading(settings, core, release)
         return body if body["count"] >= third else None
 
@@ -93,7 +94,7 @@ def load_while(
     assert f"acknowledged {LOAD} total {total}" in logs, logs
     count, expected = before["count"] + LOAD, int(before["total"]) + total
 
-    def counted() -> dict[str, Any] | None:
+    def counted() -> Total | None:
         body = ledger_reading(settings, core, release)
         return body if body["count"] >= count else None
 

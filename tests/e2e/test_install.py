@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 import pytest
 
-from devstack.services import grpc_health_status, http_json, wait_until
-from distsum.v1 import sum_pb2, sum_pb2_grpc
+from distsum.clients.ledger import LedgerClient, Total
+from distsum.clients.sum_service import SumClient, health_status
+from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release, kubernetes
 from tests.e2e.kube import Settings, port_forward, run, service_with_port, wait_pods_ready
 from tests.services import new_id
@@ -55,17 +55,16 @@ def test_an_add_through_port_forward_reaches_the_ledger(
         port_forward(settings, release.namespace, sum_svc, 50051) as sum_target,
         port_forward(settings, release.namespace, ledger_svc, 8080) as ledger_target,
     ):
-        wait_until(lambda: grpc_health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
-        before = http_json(f"http://{ledger_target}/v1/total")[1]["count"]
+        wait_until(lambda: health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
+        before = LedgerClient(f"http://{ledger_target}").total()["count"]
         request_id = new_id()
-        with grpc.insecure_channel(sum_target) as channel:
-            stub = sum_pb2_grpc.SumServiceStub(channel)
-            reply = stub.Add(sum_pb2.AddRequest(request_id=request_id, a=40, b=2), timeout=30)
-            again = stub.Add(sum_pb2.AddRequest(request_id=request_id, a=40, b=2), timeout=30)
+        with SumClient(sum_target) as client:
+            reply = client.add(request_id, 40, 2, timeout=30)
+            again = client.add(request_id, 40, 2, timeout=30)
         assert (reply.sum, again.sum, again.replayed) == (42, 42, True)
 
-        def counted() -> dict[str, Any] | None:
-            body = http_json(f"http://{ledger_target}/v1/total")[1]
+        def counted() -> Total | None:
+            body = LedgerClient(f"http://{ledger_target}").total()
             return body if body["count"] == before + 1 else None
 
         total = wait_until(counted, 60, "the ledger to count the Add once", 0.5)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
-from devstack.services import grpc_health_status, http_json, wait_until
-from distsum.v1 import sum_pb2, sum_pb2_grpc
+from distsum.clients.ledger import LedgerClient, Total
+from distsum.clients.sum_service import SumClient, health_status
+from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import restricted_namespace, start_kafka
 from tests.e2e.kube import REPO, Settings, port_forward, service_with_port, wait_pods_ready
 from tests.services import new_id
@@ -116,15 +116,14 @@ def add_and_check_total(core: Any, settings: Settings, namespace: str, operands:
         port_forward(settings, namespace, sum_svc, 50051) as sum_target,
         port_forward(settings, namespace, ledger_svc, 8080) as ledger_target,
     ):
-        wait_until(lambda: grpc_health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
-        before = http_json(f"http://{ledger_target}/v1/total")[1]
-        with grpc.insecure_channel(sum_target) as channel:
-            stub = sum_pb2_grpc.SumServiceStub(channel)
+        wait_until(lambda: health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
+        before = LedgerClient(f"http://{ledger_target}").total()
+        with SumClient(sum_target) as client:
             for a in operands:
-                assert stub.Add(sum_pb2.AddRequest(request_id=new_id(), a=a, b=0), timeout=30).sum == a
+                assert client.add(new_id(), a, 0, timeout=30).sum == a
 
-        def counted() -> dict[str, Any] | None:
-            body: dict[str, Any] = http_json(f"http://{ledger_target}/v1/total")[1]
+        def counted() -> Total | None:
+            body = LedgerClient(f"http://{ledger_target}").total()
             return body if body["count"] >= before["count"] + len(operands) else None
 
         after = wait_until(counted, 60, f"the ledger to count {len(operands)} Add(s)", 0.5)

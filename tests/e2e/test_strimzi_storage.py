@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import kubernetes, restricted_namespace
 from tests.e2e.kube import CHART, Settings
 

@@ -13,11 +13,12 @@ from typing import Any
 import grpc
 import pytest
 
-from devstack.services import grpc_health_status, http_json, wait_until
-from distsum.v1 import sum_pb2_grpc
+from distsum.clients.ledger import LedgerClient, Total
+from distsum.clients.sum_service import SumClient, health_status
+from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
 from tests.e2e.kube import Settings, port_forward, run, service_with_port, wait_pods_ready
-from tests.services import add, new_id
+from tests.services import new_id
 
 ADDS = int(os.environ.get("DISTSUM_E2E_ADDS", "10000"))
 CLIENTS = 32
@@ -31,7 +32,7 @@ def sum_target(core: Any, settings: Settings, release: Release) -> Iterator[str]
     with port_forward(
         settings, release.namespace, service_with_port(core, release.namespace, release.name, 50051), 50051
     ) as target:
-        wait_until(lambda: grpc_health_status(target) == "SERVING", 60, "sum health SERVING", 1.0)
+        wait_until(lambda: health_status(target) == "SERVING", 60, "sum health SERVING", 1.0)
         yield target
 
 
@@ -39,40 +40,37 @@ def ledger_selector(release: Release) -> str:
     return f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component=ledger"
 
 
-def ledger_total(target: str) -> dict[str, Any]:
-    status, body = http_json(f"http://{target}/v1/total")
-    assert status == 200, body
-    assert isinstance(body, dict)
-    return body
+def ledger_total(target: str) -> Total:
+    return LedgerClient(f"http://{target}").total()
 
 
 def test_the_contract_answers_through_port_forward(
     core: Any, settings: Settings, release: Release, sum_target: str
 ) -> None:
-    assert grpc_health_status(sum_target, "distsum.v1.SumService") == "SERVING"
-    with grpc.insecure_channel(sum_target) as channel:
-        stub = sum_pb2_grpc.SumServiceStub(channel)
+    assert health_status(sum_target, "distsum.v1.SumService") == "SERVING"
+    with SumClient(sum_target) as client:
         for request_id, a, b, code in [
             ("not-a-uuid", 1, 2, grpc.StatusCode.INVALID_ARGUMENT),
             ("", 1, 2, grpc.StatusCode.INVALID_ARGUMENT),
             (new_id(), INT64_MAX, 1, grpc.StatusCode.OUT_OF_RANGE),
         ]:
             with pytest.raises(grpc.RpcError) as refused:
-                add(stub, request_id, a, b)
+                client.add(request_id, a, b)
             assert refused.value.code() == code, (request_id, a, b)
         request_id = new_id()
-        assert add(stub, request_id, 2, 3).sum == 5
+        assert client.add(request_id, 2, 3).sum == 5
         with pytest.raises(grpc.RpcError) as conflict:
-            add(stub, request_id, 2, 4)
+            client.add(request_id, 2, 4)
         assert conflict.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
     with port_forward(
         settings, release.namespace, service_with_port(core, release.namespace, release.name, 8080), 8080
     ) as ledger:
-        assert http_json(f"http://{ledger}/healthz")[0] == 200
-        assert http_json(f"http://{ledger}/v1/entries?limit=0")[0] == 400
-        assert http_json(f"http://{ledger}/v1/no-such-path")[0] == 404
-        status, page = http_json(f"http://{ledger}/v1/entries?limit=5")
+        rest = LedgerClient(f"http://{ledger}")
+        assert rest.get("/healthz")[0] == 200
+        assert rest.get("/v1/entries?limit=0")[0] == 400
+        assert rest.get("/v1/no-such-path")[0] == 404
+        status, page = rest.get("/v1/entries?limit=5")
         assert status == 200, page
         assert isinstance(page, dict)
 
@@ -90,15 +88,14 @@ def test_exact_total_under_load_with_duplicates_and_the_ledger_pod_deleted(
     acknowledged = 0
     lock = threading.Lock()
 
-    with grpc.insecure_channel(sum_target) as channel:
-        stub = sum_pb2_grpc.SumServiceStub(channel)
+    with SumClient(sum_target) as client:
 
         def send(request: tuple[str, int, int]) -> tuple[int, bool]:
             nonlocal acknowledged
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    reply = add(stub, *request, timeout=10)
+                    reply = client.add(*request, timeout=10)
                 except grpc.RpcError as error:
                     retriable = error.code() in {
                         grpc.StatusCode.UNAVAILABLE,

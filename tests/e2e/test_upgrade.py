@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
 from tests.e2e.kube import CHART, Settings
 

@@ -1,8 +1,10 @@
-"""Per-test services for the integration tests (broker and topics: tests/conftest.py; the services
-themselves: tests/services.py), and reading and writing the topic directly."""
+"""Per-test services for the integration tests (broker and topics: tests/conftest.py; the services: the
+harness's LocalStack), and reading and writing the topic directly."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,45 +12,43 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
+from localstack.stack import QUICK_RECOVERY, Ledger, LocalStack, SumService
 from tests.conftest import Topic
-from tests.services import Ledger, SumService, start_ledger, start_sum_service
 
 SumServiceFactory = Callable[..., SumService]
 LedgerFactory = Callable[..., Ledger]
 
 
+@pytest.fixture
+def stack_on(tmp_path: Path) -> Iterator[Callable[[Topic], LocalStack]]:
+    """Services on a topic, with their state and logs under the test's tmp_path; all stopped after it."""
+    with contextlib.ExitStack() as resources:
+        yield lambda topic: LocalStack(resources, topic.bootstrap, topic.name, tmp_path, QUICK_RECOVERY)
+
+
 @pytest.fixture(name="start_sum_service")
-def sum_service_factory(tmp_path: Path) -> Iterator[SumServiceFactory]:
-    started: list[SumService] = []
-
+def sum_service_factory(stack_on: Callable[[Topic], LocalStack]) -> SumServiceFactory:
     def start(topic: Topic, name: str = "sum-svc", wait: bool = True, **env: str) -> SumService:
-        service = start_sum_service(topic, tmp_path, name, **env)
-        started.append(service)
-        if wait:
-            service.wait_status("SERVING")
-        return service
+        return stack_on(topic).sum_service(name, wait=wait, env=env)
 
-    yield start
-    for service in started:
-        service.process.stop()
+    return start
 
 
 @pytest.fixture(name="start_ledger")
-def ledger_factory(tmp_path: Path) -> Iterator[LedgerFactory]:
-    started: list[Ledger] = []
+def ledger_factory(stack_on: Callable[[Topic], LocalStack]) -> LedgerFactory:
+    """Ledgers named ledger-0, ledger-1, ... in a consumer group of the topic's own."""
+    numbers = itertools.count()
 
     def start(topic: Topic, data_dir: Path | None = None, wait: bool = True, **env: str) -> Ledger:
-        env = {"LEDGER_RETRY_INTERVAL_SECONDS": "0.5", **env}
-        ledger = start_ledger(topic, tmp_path, f"ledger-{len(started)}", data_dir, **env)
-        started.append(ledger)
-        if wait:
-            ledger.wait_ready()
-        return ledger
+        return stack_on(topic).ledger(
+            f"ledger-{next(numbers)}",
+            data_dir=data_dir,
+            wait=wait,
+            env={"LEDGER_GROUP_ID": f"ledger-{topic.name}", **env},
+        )
 
-    yield start
-    for ledger in started:
-        ledger.process.stop()
+    return start
 
 
 def producer(bootstrap: str) -> Producer:

@@ -11,19 +11,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.services import http_json
+from distsum.clients.ledger import http_json
 from distsum.domain import INT64_MAX, INT64_MIN, InvalidRequestId, canonical_request_id
 from soak.fuzz import int64s, request_ids
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
-from tests.services import add
 
 
 def test_grpc_inputs_get_the_contract_status_codes(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
-    stub = start_sum_service(topic).stub()
+    client = start_sum_service(topic).client()
     counted: dict[str, int] = {}
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -35,7 +34,7 @@ def test_grpc_inputs_get_the_contract_status_codes(
         except InvalidRequestId:
             canonical = None
         try:
-            reply = add(stub, request_id, a, b)
+            reply = client.add(request_id, a, b)
         except grpc.RpcError as exc:
             if canonical is None:
                 assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
@@ -50,7 +49,7 @@ def test_grpc_inputs_get_the_contract_status_codes(
         counted.setdefault(canonical, a + b)
 
     check()
-    body = ledger.wait_count(len(counted))
+    body = ledger.client.wait_count(len(counted))
     assert body["total"] == str(sum(counted.values()))
 
 

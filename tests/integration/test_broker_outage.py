@@ -11,11 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from devstack.kafka_broker import KafkaBroker
-from devstack.services import grpc_health_status, wait_until
+from distsum.clients.sum_service import health_status
+from distsum.clients.waiting import wait_until
+from localstack.kafka_broker import KafkaBroker
 from tests.conftest import Topic, make_topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
-from tests.services import add, new_id
+from tests.services import new_id
 
 CLIENTS = 6
 
@@ -35,13 +36,13 @@ def test_broker_outage_under_load(
     service = start_sum_service(
         topic, SUM_PUBLISH_TIMEOUT_SECONDS="2", SUM_HEALTH_PROBE_INTERVAL_SECONDS="0.5"
     )
-    stub = service.stub()
+    client = service.client()
     stop_load = threading.Event()
     acknowledged: dict[str, int] = {}
     unavailable = 0
     lock = threading.Lock()
 
-    def client(number: int) -> None:
+    def send_load(number: int) -> None:
         nonlocal unavailable
         value = number * 1_000_000
         while not stop_load.is_set():
@@ -49,7 +50,7 @@ def test_broker_outage_under_load(
             request_id = new_id()
             while True:  # a well-behaved client retries the same request_id until acknowledged
                 try:
-                    reply = add(stub, request_id, value, 1, timeout=5)
+                    reply = client.add(request_id, value, 1, timeout=5)
                     break
                 except grpc.RpcError as exc:
                     # A client deadline can pass first on a loaded machine; retrying the id is safe too.
@@ -62,14 +63,14 @@ def test_broker_outage_under_load(
                 acknowledged[request_id] = reply.sum
 
     with ThreadPoolExecutor(CLIENTS) as pool:
-        clients = [pool.submit(client, n) for n in range(CLIENTS)]
+        clients = [pool.submit(send_load, n) for n in range(CLIENTS)]
         wait_until(lambda: len(acknowledged) > 200, 60, "load before the outage")
 
         own_broker.stop()
         service.wait_status("NOT_SERVING", timeout=20)
-        assert grpc_health_status(service.target, "liveness") == "SERVING", "an outage must not fail liveness"
+        assert health_status(service.target, "liveness") == "SERVING", "an outage must not fail liveness"
         with pytest.raises(grpc.RpcError) as refused:
-            add(stub, new_id(), 1, 1)
+            client.add(new_id(), 1, 1)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         wait_until(lambda: unavailable > 0, 20, "clients to see UNAVAILABLE")
         acknowledged_while_down = len(acknowledged)
@@ -82,5 +83,5 @@ def test_broker_outage_under_load(
         for future in clients:
             future.result(timeout=60)
 
-    body = ledger.wait_count(len(acknowledged), timeout=90)
+    body = ledger.client.wait_count(len(acknowledged), timeout=90)
     assert body["total"] == str(sum(acknowledged.values()))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from devstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
+from localstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
 
 
 @pytest.fixture(scope="module")

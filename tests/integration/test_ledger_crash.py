@@ -10,13 +10,14 @@ import uuid
 from datetime import UTC, datetime
 from functools import partial
 
-from devstack.services import http_json, wait_until
 from distsum import event_codec
+from distsum.clients.ledger import http_json
+from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
 from ledger_svc import consumer_status
+from localstack.stack import Ledger
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, producer
-from tests.services import Ledger
 
 EVENTS = 20_000
 KILLS = 6
@@ -41,7 +42,7 @@ def produce_stream(topic: Topic, events: list[SumComputed], resend_every: int) -
 def crash(ledger: Ledger, kill_consumer_only: bool) -> None:
     if kill_consumer_only:
         # Only the consumer dies; the supervisor must notice and take the web server down with it.
-        status = consumer_status.read(ledger.run_dir / "consumer-status.json")
+        status = consumer_status.read(ledger.settings.status_file)
         assert status is not None
         os.kill(status.pid, signal.SIGKILL)
         ledger.process.wait(30)
@@ -86,7 +87,7 @@ def test_sigkill_at_random_points_keeps_the_total_exact(topic: Topic, start_ledg
         ledger.restart()
     stream.join(120)
 
-    body = ledger.wait_count(EVENTS, timeout=120)
+    body = ledger.client.wait_count(EVENTS, timeout=120)
     assert body["total"] == str(sum(e.sum for e in events)), f"seed {seed}"
     entries = all_entries(ledger)
     assert sorted(e["request_id"] for e in entries) == sorted(e.request_id for e in events)

@@ -10,7 +10,7 @@ import signal
 
 from confluent_kafka import Consumer
 
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
 from ledger_svc import consumer_status
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory
@@ -57,7 +57,7 @@ def test_a_consumer_killed_by_a_signal_ends_the_ledger_with_128_plus_the_signal(
     """Shells and kubelets read a death by SIGKILL as 137; the supervisor passes the child's on as that."""
     ledger = start_ledger(topic)
     status = wait_until(
-        lambda: consumer_status.read(ledger.run_dir / "consumer-status.json"), 30, "the consumer's status"
+        lambda: consumer_status.read(ledger.settings.status_file), 30, "the consumer's status"
     )
     os.kill(status.pid, signal.SIGKILL)
     wait_until(lambda: not ledger.process.running, 30, "the ledger to exit")

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Consumer
 
-from devstack.kafka_broker import KafkaBroker, create_topic
-from devstack.services import wait_until
 from distsum import event_codec
+from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
+from localstack.kafka_broker import KafkaBroker, create_topic
+from localstack.stack import Ledger
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, producer
-from tests.services import Ledger, sample
+from tests.services import sample
 
 EVENTS = 50
 REJOIN_AFTER_SECONDS = 20  # the lowest the setting allows
@@ -74,7 +75,7 @@ def hog(one_partition_topic: Topic) -> Iterator[Hog]:
 
 
 def rejoins(ledger: Ledger) -> float:
-    ledger.assert_alive()
+    ledger.process.assert_running()
     try:
         return sample(f"{ledger.url}/metrics", "ledger_consumer_rejoins_total") or 0.0
     except OSError:  # gunicorn is not listening yet
@@ -112,7 +113,7 @@ def test_a_ledger_without_partitions_rejoins_and_consumes_once_it_gets_them(
     assert waited >= REJOIN_AFTER_SECONDS
 
     hog.leave()
-    body = ledger.wait_count(EVENTS, timeout=60)
+    body = ledger.client.wait_count(EVENTS, timeout=60)
     assert body["total"] == str(sum(e.sum for e in events))
     ledger.wait_ready()
     ledger.wait_total_file(body["total"])

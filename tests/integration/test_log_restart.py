@@ -19,12 +19,14 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from devstack.kafka_broker import KafkaBroker, create_topic
-from devstack.services import http_json, wait_until
+from distsum.clients.ledger import http_json
+from distsum.clients.waiting import wait_until
 from ledger_svc.store_file import STORE_FILE
+from localstack.kafka_broker import KafkaBroker, create_topic
+from localstack.stack import Ledger, SumService
 from tests.conftest import PARTITIONS, Topic, make_topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory, producer
-from tests.services import Ledger, SumService, add, new_id, sample, samples
+from tests.services import new_id, sample, samples
 
 BEFORE, AFTER = 300, 900
 # Seconds, so that a topic created again under a running ledger is noticed at once.
@@ -40,14 +42,14 @@ def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
 
 def add_many(service: SumService, count: int, first: int) -> dict[str, int]:
     """count Adds from 8 clients, each retried with its id until acknowledged; the acknowledged sums."""
-    stub = service.stub()
+    client = service.client()
 
     def one(value: int) -> tuple[str, int]:
         request_id = new_id()
         deadline = time.monotonic() + 60
         while True:
             try:
-                return request_id, add(stub, request_id, value, 1, timeout=5).sum
+                return request_id, client.add(request_id, value, 1, timeout=5).sum
             except grpc.RpcError as exc:
                 retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
                 if not retryable or time.monotonic() > deadline:
@@ -128,7 +130,7 @@ def assert_new_log_outgrew(topic: Topic, stored: dict[int, int]) -> None:
 
 
 def assert_exact(ledger: Ledger, acknowledged: dict[str, int]) -> None:
-    body = ledger.wait_count(len(acknowledged), timeout=90)
+    body = ledger.client.wait_count(len(acknowledged), timeout=90)
     assert body["total"] == str(sum(acknowledged.values()))
     ledger.wait_total_file(body["total"])
 
@@ -147,7 +149,7 @@ def counted_before(
     ledger = start_ledger(topic, **LEDGER_ENV)
     service = start_sum_service(topic)
     acknowledged = add_many(service, BEFORE, 0)
-    ledger.wait_count(BEFORE)
+    ledger.client.wait_count(BEFORE)
     return ledger, service, acknowledged
 
 
@@ -157,7 +159,7 @@ def test_broker_data_wiped_while_the_ledger_was_stopped(
     topic = make_topic(own_broker.bootstrap)
     ledger = start_ledger(topic, **LEDGER_ENV)
     acknowledged = add_many(start_sum_service(topic, name="sum-before"), BEFORE, 0)
-    ledger.wait_count(BEFORE)
+    ledger.client.wait_count(BEFORE)
     ledger.process.stop()
     stored = stored_offsets(ledger)
 
@@ -229,7 +231,7 @@ def test_broker_replaced_under_a_running_ledger(
     # An id acknowledged by the lost log is published again when retried, not answered from memory
     # (its event might never have reached the ledger), and still counted once.
     request_id, total = next(iter(acknowledged.items()))
-    assert not add(service.stub(), request_id, total - 1, 1).replayed
+    assert not service.client().add(request_id, total - 1, 1).replayed
     assert_exact(ledger, acknowledged)
     wait_until(lambda: ledger.total()["dead_letters"] == 1, 30, "the poison record to be dead-lettered")
 

@@ -14,10 +14,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from devstack.kafka_broker import REPO_ROOT
+from localstack.kafka_broker import REPO_ROOT
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory, read_all
-from tests.services import add, new_id
+from tests.services import new_id
 
 GRACE_SECONDS = 5
 
@@ -26,12 +26,12 @@ def test_add_is_counted_once_and_written_to_the_total_file(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
-    stub = start_sum_service(topic).stub()
+    client = start_sum_service(topic).client()
 
-    reply = add(stub, new_id(), 2, 3)
+    reply = client.add(new_id(), 2, 3)
 
     assert (reply.sum, reply.replayed) == (5, False)
-    body = ledger.wait_count(1)
+    body = ledger.client.wait_count(1)
     assert body["total"] == "5"
     ledger.wait_total_file(5)
 
@@ -40,17 +40,17 @@ def test_sequential_duplicates_replay_and_count_once(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
-    stub = start_sum_service(topic).stub()
+    client = start_sum_service(topic).client()
     request_id = new_id()
 
-    first = add(stub, request_id, 40, 2)
-    again = add(stub, request_id.upper(), 40, 2)
-    braces = add(stub, "{" + request_id + "}", 40, 2)
+    first = client.add(request_id, 40, 2)
+    again = client.add(request_id.upper(), 40, 2)
+    braces = client.add("{" + request_id + "}", 40, 2)
 
     assert (first.sum, first.replayed) == (42, False)
     assert (again.sum, again.replayed) == (42, True)
     assert (braces.sum, braces.replayed) == (42, True)
-    assert ledger.wait_count(1)["total"] == "42"
+    assert ledger.client.wait_count(1)["total"] == "42"
     assert len(read_all(topic.bootstrap, topic.name, 1)) == 1
 
 
@@ -58,13 +58,13 @@ def test_concurrent_duplicates_publish_one_event(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
-    stub = start_sum_service(topic).stub()
+    client = start_sum_service(topic).client()
     request_id = new_id()
     barrier = threading.Barrier(16)
 
     def call() -> tuple[int, bool]:
         barrier.wait()
-        reply = add(stub, request_id, 7, 8)
+        reply = client.add(request_id, 7, 8)
         return reply.sum, reply.replayed
 
     with ThreadPoolExecutor(16) as pool:
@@ -72,7 +72,7 @@ def test_concurrent_duplicates_publish_one_event(
 
     assert {s for s, _ in replies} == {15}
     assert sum(1 for _, replayed in replies if not replayed) == 1
-    assert ledger.wait_count(1)["total"] == "15"
+    assert ledger.client.wait_count(1)["total"] == "15"
     assert len(read_all(topic.bootstrap, topic.name, 1)) == 1
 
 
@@ -80,17 +80,17 @@ def test_duplicates_across_two_sum_services_count_once(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
-    first, second = start_sum_service(topic, "sum-a").stub(), start_sum_service(topic, "sum-b").stub()
+    first, second = start_sum_service(topic, "sum-a").client(), start_sum_service(topic, "sum-b").client()
     requests = [(new_id(), i, i * 3) for i in range(200)]
 
     def send_to_both(request: tuple[str, int, int]) -> None:
-        for stub in (first, second, first):
-            assert add(stub, *request).sum == request[1] + request[2]
+        for client in (first, second, first):
+            assert client.add(*request).sum == request[1] + request[2]
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(send_to_both, requests))
 
-    body = ledger.wait_count(len(requests))
+    body = ledger.client.wait_count(len(requests))
     assert body["total"] == str(sum(a + b for _, a, b in requests))
 
 
@@ -98,17 +98,17 @@ def test_reused_request_id_with_other_operands_is_rejected_and_not_counted(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
-    stub = start_sum_service(topic).stub()
+    client = start_sum_service(topic).client()
     request_id = new_id()
-    add(stub, request_id, 1, 1)
+    client.add(request_id, 1, 1)
 
     with pytest.raises(grpc.RpcError) as rejected:
-        add(stub, request_id, 1, 2)
+        client.add(request_id, 1, 2)
 
     assert rejected.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "already used" in (rejected.value.details() or "")
-    add(stub, new_id(), 10, 0)
-    assert ledger.wait_count(2)["total"] == "12"
+    client.add(new_id(), 10, 0)
+    assert ledger.client.wait_count(2)["total"] == "12"
 
 
 def test_health_and_reflection(topic: Topic, start_sum_service: SumServiceFactory) -> None:
@@ -152,7 +152,7 @@ def test_tools_work_by_reflection_alone(
     )
     request = json.dumps({"request_id": new_id(), "a": 2, "b": 3})
     assert json.loads(call("-d", request, service.target, "distsum.v1.SumService/Add"))["sum"] == "5"
-    assert ledger.wait_count(1)["total"] == "5"
+    assert ledger.client.wait_count(1)["total"] == "5"
 
 
 def test_cli_add_and_total(
@@ -175,7 +175,7 @@ def test_cli_add_and_total(
         text=True,
         check=True,
     )
-    ledger.wait_count(1)
+    ledger.client.wait_count(1)
     total = subprocess.run(
         [*cli, "total", "--ledger-url", ledger.url], capture_output=True, text=True, check=True
     )
@@ -191,9 +191,9 @@ def test_metrics_are_exposed(
     ledger = start_ledger(topic)
     service = start_sum_service(topic)
     request_id = new_id()
-    add(service.stub(), request_id, 1, 2)
-    add(service.stub(), request_id, 1, 2)
-    ledger.wait_count(1)
+    service.client().add(request_id, 1, 2)
+    service.client().add(request_id, 1, 2)
+    ledger.client.wait_count(1)
 
     sum_metrics = urllib.request.urlopen(service.metrics_url, timeout=5).read().decode()
     assert 'sum_grpc_requests_total{code="OK",method="/distsum.v1.SumService/Add"} 2.0' in sum_metrics
@@ -211,7 +211,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(
 ) -> None:
     ledger = start_ledger(topic)
     service = start_sum_service(topic, SUM_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS))
-    stub = service.stub()
+    client = service.client()
     started = threading.Event()
     answered: list[int] = []
 
@@ -219,7 +219,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(
         started.set()
         try:
             # A deadline past the grace period, so every call ends with the server's own answer.
-            answered.append(add(stub, new_id(), value, 0, timeout=3 * GRACE_SECONDS).sum)
+            answered.append(client.add(new_id(), value, 0, timeout=3 * GRACE_SECONDS).sum)
         except grpc.RpcError as exc:
             # Calls arriving after the listener closed are refused, and the client retries elsewhere. A call
             # that reaches grpc.aio just as it stops can be left unserved until the grace period ends and
@@ -236,7 +236,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(
     assert exit_code == 0, service.process.log_tail()
     assert answered
     assert '"msg": "sum service stopped"' in service.process.log_path.read_text()
-    body = ledger.wait_count(len(answered))
+    body = ledger.client.wait_count(len(answered))
     assert body["total"] == str(sum(answered))
 
 

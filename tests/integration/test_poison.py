@@ -40,7 +40,7 @@ def test_poison_messages_are_dead_lettered_and_the_ledger_goes_on(
             kafka.produce(topic.name, key=b"poison", value=list(POISON)[index], headers=[("origin", b"test")])
     assert kafka.flush(30) == 0
 
-    body = ledger.wait_count(len(valid))
+    body = ledger.client.wait_count(len(valid))
     dead: list[Message] = read_all(topic.bootstrap, topic.dead_letters, len(POISON))  # type: ignore[assignment]
 
     assert body["total"] == str(sum(e.sum for e in valid))

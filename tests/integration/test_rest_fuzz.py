@@ -25,7 +25,7 @@ def test_every_generated_request_gets_a_documented_answer(topic: Topic, start_le
         kafka.produce(topic.name, key=event.request_id.encode(), value=event_codec.encode(event))
     assert kafka.flush(30) == 0
     ledger = start_ledger(topic)
-    ledger.wait_count(EVENTS)
+    ledger.client.wait_count(EVENTS)
 
     result = fuzz_rest(ledger.url, CASES // 2)
 

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from devstack.services import http_json, wait_until
 from distsum import event_codec
+from distsum.clients.ledger import http_json
+from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
+from localstack.stack import Ledger
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, producer
-from tests.services import Ledger, new_id
+from tests.services import new_id
 
 EXIT_STORE_REFUSED = 3
 
@@ -116,7 +118,7 @@ def test_volume_turning_read_only_stops_consumption_and_loses_nothing(
 ) -> None:
     ledger = start_ledger(topic, data_dir=ext4_volume)
     expected = publish(topic, range(1, 51))
-    ledger.wait_count(50)
+    ledger.client.wait_count(50)
 
     make_read_only_by_a_filesystem_error(ext4_volume)
     expected += publish(topic, range(51, 101))
@@ -131,7 +133,7 @@ def test_volume_turning_read_only_stops_consumption_and_loses_nothing(
     subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(image), str(ext4_volume)], check=True)
     ledger.restart()
 
-    body = ledger.wait_count(100)
+    body = ledger.client.wait_count(100)
     assert body["total"] == str(expected)
     ledger.wait_total_file(expected)
 
@@ -141,7 +143,7 @@ def test_ledger_on_a_read_only_volume_waits_and_resumes_when_it_clears(
 ) -> None:
     ledger = start_ledger(topic, data_dir=tmpfs_volume)
     expected = publish(topic, range(1, 51))
-    ledger.wait_count(50)
+    ledger.client.wait_count(50)
     ledger.process.stop()
 
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs_volume)], check=True)
@@ -153,7 +155,7 @@ def test_ledger_on_a_read_only_volume_waits_and_resumes_when_it_clears(
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(tmpfs_volume)], check=True)
 
-    body = ledger.wait_count(100)
+    body = ledger.client.wait_count(100)
     assert body["total"] == str(expected)
     wait_until(lambda: readiness(ledger) == "ready", 30, "/readyz to recover")
     ledger.wait_total_file(expected)
@@ -164,7 +166,7 @@ def test_full_volume_pauses_and_resumes_without_loss(
 ) -> None:
     ledger = start_ledger(topic, data_dir=tmpfs_volume)
     expected = publish(topic, range(1, 11))
-    ledger.wait_count(10)
+    ledger.client.wait_count(10)
 
     filler = tmpfs_volume / ".filler"
     with filler.open("wb") as blob, contextlib.suppress(OSError):
@@ -182,6 +184,6 @@ def test_full_volume_pauses_and_resumes_without_loss(
     assert isinstance(stuck_at, int) and stuck_at < 2010
 
     filler.unlink()
-    body = ledger.wait_count(2010)
+    body = ledger.client.wait_count(2010)
     assert body["total"] == str(expected)
     wait_until(lambda: readiness(ledger) == "ready", 30, "/readyz to recover")

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
-from tests.services import add, new_id
+from tests.services import new_id
 
 REQUESTS = 1500
 CLIENTS = 8
@@ -23,7 +23,7 @@ def test_sigkill_sum_service_while_clients_retry_elsewhere(
 ) -> None:
     ledger = start_ledger(topic)
     doomed, survivor = start_sum_service(topic, "sum-doomed"), start_sum_service(topic, "sum-survivor")
-    stubs = [doomed.stub(), survivor.stub()]
+    clients = [doomed.client(), survivor.client()]
     rng = random.Random(7)
     requests = [
         (new_id(), rng.randint(-(10**12), 10**12), rng.randint(-(10**12), 10**12)) for _ in range(REQUESTS)
@@ -38,7 +38,7 @@ def test_sigkill_sum_service_while_clients_retry_elsewhere(
         attempt = 0
         while time.monotonic() < deadline:
             try:
-                reply = add(stubs[attempt % 2], *request, timeout=3)
+                reply = clients[attempt % 2].add(*request, timeout=3)
             except grpc.RpcError:
                 attempt += 1
                 continue
@@ -54,5 +54,5 @@ def test_sigkill_sum_service_while_clients_retry_elsewhere(
         sums = list(replies)
 
     assert sums == [a + b for _, a, b in requests]
-    body = ledger.wait_count(REQUESTS)
+    body = ledger.client.wait_count(REQUESTS)
     assert body["total"] == str(sum(a + b for _, a, b in requests))

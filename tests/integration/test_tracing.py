@@ -13,12 +13,11 @@ import pytest
 from confluent_kafka import Consumer
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from devstack.kafka_broker import free_port
-from devstack.services import wait_until
-from distsum.v1 import sum_pb2
+from distsum.clients.waiting import wait_until
+from localstack.ports import free_port
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
-from tests.services import add, new_id
+from tests.services import new_id
 
 
 @dataclass(frozen=True)
@@ -94,10 +93,10 @@ def test_one_trace_spans_the_grpc_call_and_the_ledger_apply(
     }
     ledger = start_ledger(topic, **otel)
     service = start_sum_service(topic, LOG_LEVEL="DEBUG", **otel)
-    stub = service.stub()
+    client = service.client()
 
-    add(stub, new_id(), 20, 22)
-    ledger.wait_count(1)
+    client.add(new_id(), 20, 22)
+    ledger.client.wait_count(1)
 
     server_span = wait_until(
         lambda: receiver.find("sum-svc", "/distsum.v1.SumService/Add"), 30, "the sum service's server span"
@@ -129,11 +128,7 @@ def test_without_an_exporter_the_callers_trace_id_still_reaches_the_logs_and_the
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
     request_id = new_id()
-    service.stub().Add(
-        sum_pb2.AddRequest(request_id=request_id, a=1, b=2),
-        timeout=10,
-        metadata=(("traceparent", traceparent),),
-    )
+    service.client().add(request_id, 1, 2, metadata=(("traceparent", traceparent),))
 
     consumer = Consumer(
         {"bootstrap.servers": topic.bootstrap, "group.id": new_id(), "auto.offset.reset": "earliest"}

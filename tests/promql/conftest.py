@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from devstack.kafka_broker import KafkaBroker, free_port
-from devstack.services import wait_until
+from distsum.clients.waiting import wait_until
+from localstack.kafka_broker import KafkaBroker
+from localstack.ports import free_port
 from tests.conftest import make_topic
 from tests.promql.prometheus import PrometheusServer, Target, prometheus_bin_dir, rule_groups
 from tests.promql.stack import Expected, drive_traffic, running_stack

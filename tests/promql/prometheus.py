@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.services import ManagedProcess, http_json, wait_until
+from distsum.clients.ledger import http_json
+from distsum.clients.waiting import wait_until
+from localstack.processes import ManagedProcess
 from tests.chart.chart_tools import REPO, Rendered
 
 ENSURE = REPO / "scripts" / "prometheus" / "ensure.sh"

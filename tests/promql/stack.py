@@ -13,12 +13,12 @@ from pathlib import Path
 import grpc
 from confluent_kafka import Producer
 
-from devstack.services import ManagedProcess, wait_until
-from distsum.v1 import sum_pb2_grpc
+from distsum.clients.sum_service import SumClient
+from distsum.clients.waiting import wait_until
+from localstack.stack import Ledger, LocalStack, SumService
 from tests.chart.chart_tools import RELEASE
 from tests.conftest import Topic
 from tests.promql.prometheus import Target
-from tests.services import Ledger, SumService, add, start_ledger, start_sum_service
 
 FULLNAME = f"{RELEASE}-distributed-sum"
 LEDGER_POD = f"{FULLNAME}-ledger-0"
@@ -49,26 +49,24 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(topic: Topic, work_dir: Path) -> Iterator[Stack]:
-    started: list[ManagedProcess] = []
-    try:
-        sum_services: list[SumService] = []
-        for pod in SUM_PODS:
-            sum_services.append(start_sum_service(topic, work_dir, pod))
-            started.append(sum_services[-1].process)
-        ledger = start_ledger(topic, work_dir, LEDGER_POD, LEDGER_GROUP_INSTANCE_ID=LEDGER_POD)
-        started.append(ledger.process)
+    """Two sum services and a ledger named as the chart's pods, so the queries' labels match."""
+    with contextlib.ExitStack() as resources:
+        local = LocalStack(resources, topic.bootstrap, topic.name, work_dir)
+        sum_services = [local.sum_service(pod, wait=False) for pod in SUM_PODS]
+        ledger = local.ledger(
+            LEDGER_POD,
+            wait=False,
+            env={"LEDGER_GROUP_ID": f"ledger-{topic.name}", "LEDGER_GROUP_INSTANCE_ID": LEDGER_POD},
+        )
         for service in sum_services:
-            service.wait_status("SERVING", 60)
-        ledger.wait_ready(60)
+            service.wait_status("SERVING")
+        ledger.wait_ready()
         targets = [
             Target(_port(service.metrics_url), f"{FULLNAME}-sum", pod, "sum", "metrics")
             for pod, service in zip(SUM_PODS, sum_services, strict=True)
         ]
         targets.append(Target(_port(ledger.url), f"{FULLNAME}-ledger", LEDGER_POD, "ledger", "http"))
         yield Stack(topic, sum_services, ledger, targets)
-    finally:
-        for process in started:
-            process.stop()
 
 
 def _port(url: str) -> int:
@@ -77,24 +75,24 @@ def _port(url: str) -> int:
     return port
 
 
-def _add(stub: sum_pb2_grpc.SumServiceStub, request_id: str, a: int, b: int) -> grpc.StatusCode:
+def _add(client: SumClient, request_id: str, a: int, b: int) -> grpc.StatusCode:
     try:
-        add(stub, request_id, a, b)
+        client.add(request_id, a, b)
     except grpc.RpcError as exc:
         code: grpc.StatusCode = exc.code()
         return code
     return grpc.StatusCode.OK
 
 
-def _every_outcome(stubs: list[sum_pb2_grpc.SumServiceStub], ids: list[str], first: int) -> None:
+def _every_outcome(clients: list[SumClient], ids: list[str], first: int) -> None:
     """On each replica: an Add, its replay, a conflicting reuse, an invalid id and an overflow.
     ids[k] always adds k + 1, so a retry of it elsewhere is a duplicate, not a conflict."""
-    for k, stub in enumerate(stubs, first):
-        assert _add(stub, ids[k], k, 1) == grpc.StatusCode.OK
-        assert _add(stub, ids[k], k, 1) == grpc.StatusCode.OK
-        assert _add(stub, ids[k], k, 2) == grpc.StatusCode.ALREADY_EXISTS
-        assert _add(stub, "not-a-uuid", 1, 1) == grpc.StatusCode.INVALID_ARGUMENT
-        assert _add(stub, str(uuid.uuid4()), 2**63 - 1, 1) == grpc.StatusCode.OUT_OF_RANGE
+    for k, client in enumerate(clients, first):
+        assert _add(client, ids[k], k, 1) == grpc.StatusCode.OK
+        assert _add(client, ids[k], k, 1) == grpc.StatusCode.OK
+        assert _add(client, ids[k], k, 2) == grpc.StatusCode.ALREADY_EXISTS
+        assert _add(client, "not-a-uuid", 1, 1) == grpc.StatusCode.INVALID_ARGUMENT
+        assert _add(client, str(uuid.uuid4()), 2**63 - 1, 1) == grpc.StatusCode.OUT_OF_RANGE
 
 
 def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
@@ -109,23 +107,22 @@ def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
     refuses it as a conflict when its operands differ.
     """
     ids = [str(uuid.uuid4()) for _ in range(ADDS)]
-    channels = [grpc.insecure_channel(service.target) for service in stack.sum_services]
+    clients = [service.client() for service in stack.sum_services]
     try:
-        stubs = [sum_pb2_grpc.SumServiceStub(channel) for channel in channels]
-        _every_outcome(stubs, ids, 0)
+        _every_outcome(clients, ids, 0)
         stack.ledger.total()
         rest_reads = 1
         after_warm_up()
-        _every_outcome(stubs, ids, 2)
+        _every_outcome(clients, ids, 2)
         for i in range(4, ADDS):
-            assert _add(stubs[i % 2], ids[i], i, 1) == grpc.StatusCode.OK
+            assert _add(clients[i % 2], ids[i], i, 1) == grpc.StatusCode.OK
         for i in range(3):
-            assert _add(stubs[(i + 1) % 2], ids[i], i, 1) == grpc.StatusCode.OK  # a ledger duplicate
+            assert _add(clients[(i + 1) % 2], ids[i], i, 1) == grpc.StatusCode.OK  # a ledger duplicate
         for i in range(3, 5):
-            assert _add(stubs[(i + 1) % 2], ids[i], i, 2) == grpc.StatusCode.OK  # a ledger conflict
+            assert _add(clients[(i + 1) % 2], ids[i], i, 2) == grpc.StatusCode.OK  # a ledger conflict
     finally:
-        for channel in channels:
-            channel.close()
+        for client in clients:
+            client.close()
 
     producer = Producer({"bootstrap.servers": stack.topic.bootstrap, "acks": "all"})
     for value in POISON:

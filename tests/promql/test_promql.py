@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.services import WaitTimeout, wait_until
+from distsum.clients.waiting import WaitTimeout, wait_until
 from tests.chart.chart_tools import CHART
 from tests.promql.conftest import DECOY_POD
 from tests.promql.prometheus import NAMESPACE, PrometheusServer, has_finite_value

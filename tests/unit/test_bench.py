@@ -10,15 +10,14 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from bench import audit, ghz, proc_cpu, report
+from bench import audit, ghz, ledger_rate, proc_cpu, report
 from bench.settings import BadSetting, Settings
-from bench.stack import Ledger
-from devstack.services import ManagedProcess
+from distsum.clients.ledger import LedgerClient
+from localstack.results import result_stems
 
 MS = 1_000_000  # ghz reports durations in nanoseconds
 
@@ -285,10 +284,10 @@ def test_a_ledger_whose_store_is_not_created_yet_counts_zero_until_it_is(
     url, answers = starting_ledger
     store_missing = {"error": "store_unavailable", "message": "unable to open database file"}
     answers += [(503, store_missing), (200, {"count": 7, "total": "28"})]
-    ledger = Ledger(cast(ManagedProcess, SimpleNamespace(running=True)), url)
+    ledger = LedgerClient(url)
 
-    assert ledger.count_once_up() == 0
-    assert ledger.count_once_up() == 7
+    assert ledger_rate.count_once_up(ledger) == 0
+    assert ledger_rate.count_once_up(ledger) == 7
 
 
 def test_a_ledger_answering_an_error_other_than_503_stops_the_bench(
@@ -296,16 +295,14 @@ def test_a_ledger_answering_an_error_other_than_503_stops_the_bench(
 ) -> None:
     url, answers = starting_ledger
     answers.append((500, {"error": "internal"}))
-    ledger = Ledger(cast(ManagedProcess, SimpleNamespace(running=True)), url)
-
     with pytest.raises(RuntimeError, match="answered 500"):
-        ledger.count_once_up()
+        ledger_rate.count_once_up(LedgerClient(url))
 
 
 def test_kept_results_are_named_for_their_day_and_never_overwrite_an_earlier_run(tmp_path: Path) -> None:
     date = "2026-12-05T09:30:00+00:00"
-    assert report.result_stems(tmp_path, date, keep=False) == ["latest"]
-    assert report.result_stems(tmp_path, date, keep=True) == ["latest", "2026-12-05"]
+    assert result_stems(tmp_path, date, keep=False) == ["latest"]
+    assert result_stems(tmp_path, date, keep=True) == ["latest", "2026-12-05"]
     for stem in ("2026-12-05", "2026-12-05-2"):
         (tmp_path / f"{stem}.json").write_text("{}")
-    assert report.result_stems(tmp_path, date, keep=True) == ["latest", "2026-12-05-3"]
+    assert result_stems(tmp_path, date, keep=True) == ["latest", "2026-12-05-3"]

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import report as bench_report
+from localstack.results import result_stems
 from soak.checker import Verdict
 from soak.faults import KINDS, FaultRecord
 
@@ -81,7 +81,7 @@ def text(result: dict[str, Any]) -> str:
 
 def write(result: dict[str, Any], keep: bool, results: Path = RESULTS) -> list[Path]:
     results.mkdir(parents=True, exist_ok=True)
-    stems = bench_report.result_stems(results, result["date"], keep)
+    stems = result_stems(results, result["date"], keep)
     written = []
     for stem in stems:
         path = results / f"{stem}.json"

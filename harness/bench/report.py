@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench.ghz import GhzResult
@@ -137,14 +135,3 @@ def targets_text(result: dict[str, Any]) -> str:
     missed = sum(not t["pass"] for t in result["targets"])
     lines.append("all targets met" if not missed else f"targets missed: {missed} of {len(result['targets'])}")
     return "\n".join(lines)
-
-
-def result_stems(results: Path, date: str, keep: bool) -> list[str]:
-    """File stems to write a run's results under: "latest", and with keep the run's day, made unique
-    with -2, -3, ... for more runs that day."""
-    if not keep:
-        return ["latest"]
-    day = date[:10]
-    suffixes = itertools.chain([""], (f"-{i}" for i in itertools.count(2)))
-    dated = next(f"{day}{n}" for n in suffixes if not (results / f"{day}{n}.json").exists())
-    return ["latest", dated]

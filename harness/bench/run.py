@@ -7,9 +7,10 @@ double-counted event, a total that disagrees with its entries, or a tool or serv
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import itertools
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +22,12 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from bench import audit, ghz, ledger_rate, machine, plot, report, stack
+from bench import audit, ghz, ledger_rate, plot, report
 from bench.proc_cpu import group_ticks, ms_per_call
 from bench.settings import Settings
-from devstack.kafka_broker import create_topic, ensure_kafka_libs
+from localstack import results
+from localstack.kafka_broker import ensure_kafka_libs
+from localstack.stack import create_event_topics, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -122,43 +125,45 @@ def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
     }
 
 
-def _bench(s: Settings, state: Path, ghz_bin: Path, libs: Path) -> dict[str, Any]:
-    with contextlib.ExitStack() as services:
-        _say("starting Kafka, the sum service and the ledger")
-        broker = stack.start_broker(services, libs, state, s.partitions)
-        sum_svc, target = stack.start_sum_service(services, broker.bootstrap, state)
-        ledger = stack.start_ledger(services, broker.bootstrap, stack.TOPIC, state, "ledger")
-        grpc_bench = GrpcBench(ghz_bin, target, sum_svc.pid)
+def _bench(s: Settings, state: Path, ghz_bin: Path) -> dict[str, Any]:
+    _say("starting Kafka, the sum service and the ledger")
+    with local_stack(state, partitions=s.partitions) as stack:
+        sum_svc = stack.sum_service()
+        ledger = stack.ledger(
+            "ledger", env={"LEDGER_GROUP_ID": "distsum-ledger", "LEDGER_GROUP_INSTANCE_ID": "ledger"}
+        )
+        grpc_bench = GrpcBench(ghz_bin, sum_svc.target, sum_svc.process.pid)
         rows = grpc_bench.measure(s)
         add_rps = max(row["add"]["rps"] for row in rows)
 
         _say("waiting for the ledger to apply every acknowledged Add")
-        ledger.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
+        ledger.client.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
         lag_rps = max(1, round(add_rps / 2))
         lag_calls = max(report.HEADLINE_CONCURRENCY, lag_rps * s.lag_seconds)
         _say(f"end-to-end lag: {lag_calls:,} Adds at {lag_rps:,} rps (half of add_rps)")
         lag_result, _ = grpc_bench.call(ghz.ADD, lag_calls, report.HEADLINE_CONCURRENCY, rps=lag_rps)
         lag_run = grpc_bench.sent[-1].run_id
-        expected = (sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
-        ledger.wait_settled(*expected)
+        ledger.client.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
 
         _say("auditing the ledger's entries against the calls sent")
         total = ledger.total()
-        entries = list(audit.entries(ledger.url))
+        entries = list(ledger.client.entries())
         checked = audit.audit(grpc_bench.sent, entries, total)
         lags = [audit.lag_ms(e) for e in entries if int(e["b"]) == lag_run]
 
         _say(f"ledger apply rate: {s.events:,} events into topic {APPLY_TOPIC!r}, then a bare consumer")
-        create_topic(broker.bootstrap, APPLY_TOPIC, s.partitions)
-        create_topic(broker.bootstrap, f"{APPLY_TOPIC}.dlq", 1)
-        filled_total = ledger_rate.fill_topic(broker.bootstrap, APPLY_TOPIC, s.events)
-        raw_eps = ledger_rate.raw_consume_eps(broker.bootstrap, APPLY_TOPIC, s.events)
+        assert stack.kafka is not None
+        create_event_topics(stack.kafka, APPLY_TOPIC, s.partitions)
+        filled_total = ledger_rate.fill_topic(stack.bootstrap, APPLY_TOPIC, s.events)
+        raw_eps = ledger_rate.raw_consume_eps(stack.bootstrap, APPLY_TOPIC, s.events)
         _say(f"raw consume floor {raw_eps:,.0f} events/s; now a fresh ledger on the same topic")
         # Polled from its start, not from /readyz: a ledger can apply a small topic before it reports ready.
-        apply_ledger = stack.start_ledger(
-            services, broker.bootstrap, APPLY_TOPIC, state, "apply-ledger", wait=False
+        apply_ledger = dataclasses.replace(stack, topic=APPLY_TOPIC).ledger(
+            "apply-ledger",
+            wait=False,
+            env={"LEDGER_GROUP_ID": "distsum-apply-ledger", "LEDGER_GROUP_INSTANCE_ID": "apply-ledger"},
         )
-        apply_eps = ledger_rate.apply_eps(apply_ledger.count_once_up, s.events)
+        apply_eps = ledger_rate.apply_eps(lambda: ledger_rate.count_once_up(apply_ledger.client), s.events)
         apply_total = apply_ledger.total()
         apply_exact = int(str(apply_total["total"])) == filled_total and apply_total["count"] == s.events
 
@@ -186,9 +191,9 @@ def _result(
     result: dict[str, Any] = {
         "date": started.isoformat(timespec="seconds"),
         "duration_s": round((datetime.now(UTC) - started).total_seconds()),
-        "git": machine.git(ROOT),
-        "machine": machine.machine(),
-        "versions": machine.versions(ghz_bin, libs),
+        "git": results.git(ROOT),
+        "machine": results.machine(),
+        "versions": results.versions(ghz_bin, libs),
         "settings": s.as_dict(),
         "definitions": report.DEFINITIONS,
         "add_rps": max(row["add"]["rps"] for row in rows),
@@ -217,7 +222,7 @@ def _result(
 
 def _write(result: dict[str, Any], keep: bool) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stems = report.result_stems(RESULTS, result["date"], keep)
+    stems = results.result_stems(RESULTS, result["date"], keep)
     written = []
     for stem in stems:
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -232,11 +237,12 @@ def main() -> int:
     # SIGTERM unwinds like Ctrl-C, so every process started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = datetime.now(UTC)
-    state = stack.fresh_dir(ROOT / ".run" / "bench")
+    state = ROOT / ".run" / "bench"
+    shutil.rmtree(state, ignore_errors=True)
     _say("building ghz (first run only) and verifying the Kafka jars")
     ghz_bin, libs = _ghz_binary(), ensure_kafka_libs()
     try:
-        measured = _bench(s, state, ghz_bin, libs)
+        measured = _bench(s, state, ghz_bin)
     except (RuntimeError, AssertionError, KafkaException) as exc:  # ghz, a service, Kafka or a wait
         print(f"!! bench failed: {exc}\n   logs: {state / 'logs'}", file=sys.stderr)
         return 1

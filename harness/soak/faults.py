@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from devstack.services import http_json, wait_until
+from distsum.clients.waiting import wait_until
+from localstack.stack import TOPIC
 from soak.clients import Clients
 from soak.readback import EntryReader
-from soak.stack import TOPIC, Stack, is_tmpfs
+from soak.stack import Stack, is_tmpfs
 
 KINDS = ("sum_kill", "ledger_kill", "consumer_kill", "broker_kill", "full_volume", "log_restart")
 RECOVERY_TIMEOUT = 180.0
@@ -77,7 +78,7 @@ class FaultDriver:
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name="faults", daemon=True)
-        self._reader = EntryReader(soak.the_ledger.api.url)
+        self._reader = EntryReader(soak.ledger.client)
 
     def start(self) -> None:
         self._start = time.monotonic()
@@ -127,20 +128,18 @@ class FaultDriver:
         return service.process.name, ""
 
     def _ledger_kill(self) -> tuple[str, str]:
-        ledger = self.soak.the_ledger
+        ledger = self.soak.ledger
         ledger.process.kill()
         self._pause(0.0, 1.0)
-        ledger.process.start()
-        ledger.wait_ready(RECOVERY_TIMEOUT)
+        ledger.restart(RECOVERY_TIMEOUT)
         return "ledger process group", ""
 
     def _consumer_kill(self) -> tuple[str, str]:
-        ledger = self.soak.the_ledger
+        ledger = self.soak.ledger
         pid = ledger.consumer_pid()
         ledger.kill_consumer()
         code = ledger.process.poll()
-        ledger.process.start()
-        ledger.wait_ready(RECOVERY_TIMEOUT)
+        ledger.restart(RECOVERY_TIMEOUT)
         return f"ledger consumer pid {pid}", f"supervisor exited {code}"
 
     def _broker_kill(self) -> tuple[str, str]:
@@ -154,9 +153,9 @@ class FaultDriver:
         return f"kafka node {node}", f"led {led} of the topic's partitions"
 
     def _full_volume(self) -> tuple[str, str]:
-        ledger = self.soak.the_ledger
-        if not is_tmpfs(ledger.volume_note):
-            return "ledger volume", f"skipped: {ledger.volume_note}"
+        ledger = self.soak.ledger
+        if not is_tmpfs(self.soak.volume_note):
+            return "ledger volume", f"skipped: {self.soak.volume_note}"
         filler = ledger.data_dir / ".soak-filler"
         blob = filler.open("wb", buffering=0)
         try:
@@ -171,7 +170,7 @@ class FaultDriver:
         hold_until = time.monotonic() + self.rng.uniform(5.0, 15.0)
         while time.monotonic() < hold_until and not self.stop.is_set():
             with contextlib.suppress(OSError, ValueError):
-                status, body = http_json(f"{ledger.api.url}/readyz")
+                status, body = ledger.client.get("/readyz")
                 degraded = degraded or (status == 503 and "degraded" in str(body))
             time.sleep(0.5)
         filler.unlink()
@@ -185,8 +184,8 @@ class FaultDriver:
         paused = time.monotonic()
         self.clients.gate.close_and_drain(60)
         try:
-            ledger = self.soak.the_ledger
-            self._reader.wait_for(self.clients.acknowledged_ids, RECOVERY_TIMEOUT, ledger.ready)
+            ledger = self.soak.ledger
+            self._reader.wait_for(self.clients.acknowledged_ids, RECOVERY_TIMEOUT)
             self.soak.cluster.kill_all()
             at_risk = self.clients.mark_unacknowledged_at_risk()
         finally:
@@ -195,7 +194,7 @@ class FaultDriver:
         self.soak.cluster.start_again_empty()
         deadline = time.monotonic() + RECOVERY_TIMEOUT
         for service in self.soak.sums:
-            wait_until(service.serving, max(1.0, deadline - time.monotonic()), "sum services SERVING", 0.2)
+            service.wait_status("SERVING", max(1.0, deadline - time.monotonic()))
         ledger.wait_ready(max(1.0, deadline - time.monotonic()))
         held = self.pauses[-1][1] - paused
         return (

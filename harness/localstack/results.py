@@ -1,7 +1,9 @@
-"""Where and with what a bench ran: machine, versions and revision, for the JSON beside the numbers."""
+"""The result files of `make bench` and `make soak`: their names, and where and with what a run ran (machine,
+versions and revision) for the JSON beside the numbers."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import re
@@ -73,3 +75,14 @@ def git(repo: Path) -> dict[str, Any]:
         "dirty": _output(["git", "status", "--porcelain", "--untracked-files=no"], repo)
         not in ("", "unknown"),
     }
+
+
+def result_stems(results: Path, date: str, keep: bool) -> list[str]:
+    """File stems to write a run's results under: "latest", and with keep the run's day, made unique
+    with -2, -3, ... for more runs that day."""
+    if not keep:
+        return ["latest"]
+    day = date[:10]
+    suffixes = itertools.chain([""], (f"-{i}" for i in itertools.count(2)))
+    dated = next(f"{day}{n}" for n in suffixes if not (results / f"{day}{n}.json").exists())
+    return ["latest", dated]

@@ -23,9 +23,11 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from bench import machine
-from devstack.kafka_broker import ensure_kafka_libs
 from distsum import settings as config
+from distsum.clients.ledger import Entry, Total
+from localstack import results
+from localstack.kafka_broker import ensure_kafka_libs
+from localstack.stack import Ledger
 from soak import checker, faults, fuzz, logscan, readback, report, stack
 from soak.clients import Clients, LoadSettings
 from soak.settings import SoakSettings
@@ -46,16 +48,14 @@ def progress() -> Callable[[str], None]:
     return say
 
 
-def _settle(
-    ledger: stack.LedgerService, wanted: set[str]
-) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+def _settle(ledger: Ledger, wanted: set[str]) -> tuple[list[Entry], Total, str | None]:
     """Wait until every acknowledged id is applied and the count stands still; then the whole outcome."""
-    reader = readback.EntryReader(ledger.api.url)
+    reader = readback.EntryReader(ledger.client)
     try:
-        reader.wait_for(lambda: wanted, SETTLE_TIMEOUT, ledger.ready)
+        reader.wait_for(lambda: wanted, SETTLE_TIMEOUT)
     except RuntimeError as exc:  # the checker names them
         print(f"!! {exc}", file=sys.stderr, flush=True)
-    total = readback.wait_settled(ledger.api.url, 5.0, SETTLE_TIMEOUT, ledger.ready)
+    total = ledger.client.wait_settled(quiet=5.0, timeout=SETTLE_TIMEOUT)
     reader.read_new()
     # The file is replaced just after the commit the REST API shows; give it a moment to agree.
     deadline = time.monotonic() + 10
@@ -138,7 +138,7 @@ def _fuzz(  # noqa: PLR0917
     say: Callable[[str], None],
 ) -> None:
     """gRPC fuzzing with the ledger checked again afterwards, then REST fuzzing; into `result`."""
-    ledger = soak.the_ledger
+    ledger = soak.ledger
     if s.grpc_fuzz_cases:
         say(f"gRPC fuzzing: {s.grpc_fuzz_cases} cases against {soak.sums[0].process.name}")
         g = fuzz.fuzz_grpc(soak.sums[0].target, s.grpc_fuzz_cases, s.seed)
@@ -157,7 +157,7 @@ def _fuzz(  # noqa: PLR0917
             failures.append("gRPC fuzzing: a wrong answer, INTERNAL/UNKNOWN, or a wrong count")
     if s.rest_fuzz_cases:
         say(f"REST fuzzing (schemathesis): up to {s.rest_fuzz_cases // 2} requests per operation and mode")
-        result["rest_fuzz"] = _rest_fuzz(ledger.api.url, s.rest_fuzz_cases // 2, s.seed)
+        result["rest_fuzz"] = _rest_fuzz(ledger.url, s.rest_fuzz_cases // 2, s.seed)
         if not result["rest_fuzz"]["ok"]:
             failures.append("REST fuzzing: responses the OpenAPI document does not allow (see rest_fuzz)")
 
@@ -177,16 +177,16 @@ def soak_run(
         "date": started.isoformat(timespec="seconds"),
         "seed": s.seed,
         "settings": s.model_dump(),
-        "machine": machine.machine(),
+        "machine": results.machine(),
     }
     with contextlib.ExitStack() as resources:
         # Runs last on the way out (Ctrl-C included), after every process is stopped: the fault driver's
         # thread must live until then, or the processes it restarted die with it (PDEATHSIG).
         resources.callback(stop.set)
         say(f"seed {s.seed}; starting 3 Kafka nodes, two sum services and the ledger in {state}")
-        soak = stack.start(resources, libs, state, s.volume_mib)
-        ledger = soak.the_ledger
-        say(f"stack ready; the ledger's volume is a {ledger.volume_note}")
+        soak = stack.start(resources, state, s.volume_mib)
+        ledger = soak.ledger
+        say(f"stack ready; the ledger's volume is a {soak.volume_note}")
         done = _load(s, soak, stop, say)
         clients: Clients = done["clients"]
         say("waiting for the ledger to apply every acknowledged id and settle")
@@ -219,8 +219,8 @@ def soak_run(
         "ok": not failures,
         "failures": failures,
         "duration_s": round(time.monotonic() - t0, 1),
-        "versions": machine.stack_versions(libs),
-        "git": machine.git(ROOT),
+        "versions": results.stack_versions(libs),
+        "git": results.git(ROOT),
     }
     return result
 

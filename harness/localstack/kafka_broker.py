@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -26,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from distsum.processes import die_with_parent
+from localstack.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO_ROOT / "tools" / "kafka" / "fetch-kafka.sh"
@@ -88,14 +88,6 @@ def ensure_kafka_libs() -> Path:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{FETCH_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr}")
     return Path(lines[-1])
-
-
-def free_port() -> int:
-    """A currently free loopback TCP port (racy by nature; fine for a dev broker)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def new_cluster_id() -> str:
@@ -265,10 +257,13 @@ class KafkaBroker:
             raise RuntimeError(f"broker on {self.bootstrap} is running; stop it before wiping its data")
         shutil.rmtree(self._kraft_dir, ignore_errors=True)
 
+    def create_topic(self, name: str, partitions: int, timeout: float = 30) -> None:
+        create_topic(self.bootstrap, name, partitions, timeout)
+
     def __enter__(self) -> KafkaBroker:
         self.start()
         try:
-            self.wait_ready()
+            self.wait_ready(120)  # a JVM's first start on a busy 2-core machine
         except BaseException:
             self.stop()
             raise

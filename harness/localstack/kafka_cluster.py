@@ -1,4 +1,4 @@
-"""A local KRaft cluster of N combined broker+controller nodes from devstack's KafkaBroker, on free ports
+"""A local KRaft cluster of N combined broker+controller nodes from KafkaBroker, on free ports
 and a state directory of its own: kill and restart a node, find the node that leads the most
 partitions, and start the whole cluster again on wiped storage (a Kafka log that starts again)."""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
-from devstack.kafka_broker import KafkaBroker, admin_client, create_topic, free_port, new_cluster_id
+from localstack.kafka_broker import KafkaBroker, admin_client, create_topic, new_cluster_id
+from localstack.ports import free_port
 
 READY_TIMEOUT = 120.0
 
@@ -41,6 +42,10 @@ class KafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def is_running(self) -> bool:
+        return all(node.is_running for node in self.nodes)
 
     def node(self, node_id: int) -> KafkaBroker:
         return self.nodes[node_id - 1]
