@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -64,3 +65,7 @@ Ctrl-C stops everything.""",
         return 0
     finally:
         print("==> stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
