@@ -29,7 +29,7 @@ class Sent:
     conflicts: set[tuple[int, int]] = field(default_factory=set)
     # Unacknowledged when a Kafka log started again: its event may have been in the lost log, unread,
     # and a later retry may be acknowledged from a sum service's idempotency record without a new event.
-    # Lost, it is reported as lost_with_log (the README's known limit), not as lost.
+    # Lost, it is reported as lost_with_log (a known limit in docs/guarantees.md), not as lost.
     at_risk: bool = False
 
 

@@ -1,4 +1,4 @@
-"""The soak's clients: threads sending `Add`s with client-chosen ids as the README tells users to.
+"""The soak's clients: threads sending `Add`s with client-chosen ids as docs/api.md tells users to.
 
 Each new request gets a fresh id (from the seed) and operands, and is retried on `UNAVAILABLE` and
 `DEADLINE_EXCEEDED` with the same id and operands, on either sum service, until acknowledged or until

@@ -50,7 +50,7 @@ def text(result: dict[str, Any]) -> str:
         f"{load['conflicts_sent']} conflicting reuses; attempts by status {load['attempts_by_status']}",
         f"acknowledged {c['acknowledged']}, unknown outcome {c['unknown_outcome']} "
         f"(of which applied {c['unknown_applied']}), entries {c['entries']}",
-        f"lost {c['lost']} (and {c['lost_with_log']} lost with a Kafka log, see README), "
+        f"lost {c['lost']} (and {c['lost_with_log']} lost with a Kafka log, see docs/guarantees.md), "
         f"duplicated {c['duplicated']}, phantom {c['phantom']}, "
         f"conflicts counted {c['conflicts_counted']}, total {c['total']} "
         f"(matches entries: {c['total_matches_entries']}, total file matches: {c['total_file_matches']})",

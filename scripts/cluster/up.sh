@@ -47,7 +47,7 @@ check_prerequisites() {
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   ((${#missing[@]} == 0)) \
-    || die "missing tool(s): ${missing[*]}. Install them (see the README's Kubernetes section) and run again."
+    || die "missing tool(s): ${missing[*]}. Install them (see docs/kubernetes.md) and run again."
   docker info >/dev/null 2>&1 \
     || die "the Docker daemon is not reachable: start Docker, or give this user access to it"
   [[ -f $APP_CHART/Chart.yaml ]] || die "$APP_CHART/Chart.yaml is missing"

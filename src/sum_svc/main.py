@@ -84,7 +84,7 @@ def main() -> None:
     config = settings.load(SumSettings)
     kafka = settings.load(settings.KafkaSettings)
     telemetry.configure_tracing("sum-svc")
-    # uvloop's event loop costs less per call than asyncio's own (measured: README, "Performance").
+    # uvloop's event loop costs less per call than asyncio's own (measured: docs/performance.md).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(config, kafka))
     telemetry.shutdown_tracing()

@@ -91,16 +91,17 @@ def test_one_configmap_per_dashboard_with_the_sidecar_label_and_folder_annotatio
         assert json.loads(configmap["data"][path.name]) == json.loads(path.read_text())
 
 
-def test_alerts_link_their_runbook_headings_when_the_readme_address_is_given() -> None:
-    readme = "https://git.invalid/team/distributed-sum/blob/main/README.md"
-    (rule,) = Rendered.of(Values(sets=(f"monitoring.prometheusRule.runbookUrl={readme}",))).of_kind(
+def test_alerts_link_their_runbook_headings_when_the_runbooks_address_is_given() -> None:
+    runbooks = "https://git.invalid/team/distributed-sum/blob/main/docs/runbooks.md"
+    (rule,) = Rendered.of(Values(sets=(f"monitoring.prometheusRule.runbookUrl={runbooks}",))).of_kind(
         "PrometheusRule"
     )
-    headings = set(re.findall(r"^#### (\w+)$", (REPO / "README.md").read_text(), re.MULTILINE))
+    headings = set(re.findall(r"^## (\w+)$", (REPO / "docs" / "runbooks.md").read_text(), re.MULTILINE))
     alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
     for alert in alerts:
-        assert alert["alert"] in headings, f"README has no runbook heading for {alert['alert']}"
-        assert alert["annotations"]["runbook_url"] == f"{readme}#{alert['alert'].lower()}"
+        assert alert["alert"] in headings, f"docs/runbooks.md has no heading for {alert['alert']}"
+        assert alert["annotations"]["runbook"] == f"docs/runbooks.md, alert {alert['alert']}."
+        assert alert["annotations"]["runbook_url"] == f"{runbooks}#{alert['alert'].lower()}"
     (default,) = Rendered.of().of_kind("PrometheusRule")
     assert not [r for g in default["spec"]["groups"] for r in g["rules"] if "runbook_url" in r["annotations"]]
 
