@@ -13,11 +13,10 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, Producer
-
 from distsum.clients.ledger import LedgerClient, LedgerUnavailable
 from distsum.domain import SumComputed
 from distsum.event_codec import encode
+from distsum.kafka import clients as kafka_clients
 
 
 class RateTimeout(RuntimeError):
@@ -27,9 +26,7 @@ class RateTimeout(RuntimeError):
 def fill_topic(bootstrap: str, topic: str, events: int) -> int:
     """Produce `events` SumComputed records (a = i, b = 1), as the sum service would; return the sum of
     their sums, which the ledger's total must then equal."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20}
-    )
+    producer = kafka_clients.producer(bootstrap, settings={"linger.ms": 20})
     total = 0
     for i in range(events):
         request_id = str(uuid.uuid4())
@@ -56,15 +53,15 @@ def rate(start_count: int, start: float, end_count: int, end: float) -> float:
 
 def raw_consume_eps(bootstrap: str, topic: str, events: int, timeout: float = 300) -> float:
     """A bare consumer loop (no decoding, no store): the floor of what any reader of the topic costs."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = kafka_clients.consumer(
+        bootstrap,
+        settings={
             "group.id": f"bench-raw-{uuid.uuid4()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             # The ledger reads committed records only; the floor reads the same way.
             "isolation.level": "read_committed",
-        }
+        },
     )
     try:
         consumer.subscribe([topic])

@@ -24,7 +24,8 @@ from confluent_kafka import KafkaException
 
 from bench import audit, ghz, ledger_rate, plot, report
 from bench.proc_cpu import group_ticks, ms_per_call
-from bench.settings import Settings
+from bench.settings import BenchSettings
+from distsum import settings as config
 from localstack import results
 from localstack.kafka_broker import ensure_kafka_libs
 from localstack.stack import create_event_topics, local_stack
@@ -74,7 +75,7 @@ class GrpcBench:
             self.sent.append(audit.SentRun(run_id, result.count, result.ok))
         return result, cpu
 
-    def measure(self, s: Settings) -> list[dict[str, Any]]:
+    def measure(self, s: BenchSettings) -> list[dict[str, Any]]:
         """Every concurrency, `rounds` times each call. Add and Check alternate which goes first, so a
         drift of the machine weighs on both alike."""
         self.call(ghz.CHECK, WARMUP_CALLS, 10)
@@ -125,7 +126,7 @@ def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
     }
 
 
-def _bench(s: Settings, state: Path, ghz_bin: Path) -> dict[str, Any]:
+def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
     _say("starting Kafka, the sum service and the ledger")
     with local_stack(state, partitions=s.partitions) as stack:
         sum_svc = stack.sum_service()
@@ -182,7 +183,7 @@ def _bench(s: Settings, state: Path, ghz_bin: Path) -> dict[str, Any]:
 
 
 def _result(
-    s: Settings, measured: dict[str, Any], started: datetime, ghz_bin: Path, libs: Path
+    s: BenchSettings, measured: dict[str, Any], started: datetime, ghz_bin: Path, libs: Path
 ) -> dict[str, Any]:
     rows = measured["by_concurrency"]
     at_headline = [row for row in rows if row["concurrency"] == report.HEADLINE_CONCURRENCY]
@@ -233,7 +234,7 @@ def _write(result: dict[str, Any], keep: bool) -> list[Path]:
 
 
 def main() -> int:
-    s = Settings.from_env()
+    s = config.load(BenchSettings)  # a bad setting stops here (exit 1), naming the variable
     # SIGTERM unwinds like Ctrl-C, so every process started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = datetime.now(UTC)

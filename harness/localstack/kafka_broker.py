@@ -15,7 +15,6 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -24,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 # mypy --strict rejects; cimpl is where the class (and its stub) actually lives.
 from confluent_kafka.cimpl import NewTopic
 
+from distsum.kafka import clients as kafka_clients
 from distsum.processes import die_with_parent
 from localstack.ports import free_port
 
@@ -103,9 +103,9 @@ def admin_client(bootstrap: str) -> AdminClient:
     # A short reconnect backoff notices a broker that has just come up at once
     # (librdkafka backs off up to 10 s by default); log_level 0 silences the
     # "connection refused" lines printed while it starts.
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0}
-    conf |= {"reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 250}
-    return AdminClient(conf)
+    return kafka_clients.admin(
+        bootstrap, settings={"log_level": 0, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 250}
+    )
 
 
 class KafkaBroker:

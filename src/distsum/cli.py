@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import uuid
 
 import grpc
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from distsum import settings
 from distsum.clients.ledger import LedgerClient, LedgerError
 from distsum.clients.sum_service import SumClient
+
+
+class ClientSettings(BaseSettings):
+    """Where the CLI finds the services unless its options say otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="DISTSUM_", extra="ignore", frozen=True)
+
+    target: str = Field(default="127.0.0.1:50051", min_length=1)
+    ledger_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -54,6 +65,7 @@ def _int64(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    defaults = settings.load(ClientSettings)
     parser = argparse.ArgumentParser(prog="distsum", description=__doc__)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--request-id", help="UUID making the call idempotent (default: a new one)")
     add.add_argument(
         "--target",
-        default=os.environ.get("DISTSUM_TARGET", "127.0.0.1:50051"),
+        default=defaults.target,
         help="sum service host:port (env DISTSUM_TARGET)",
     )
     add.set_defaults(run=_add)
@@ -72,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     total = commands.add_parser("total", help="print the ledger's running total")
     total.add_argument(
         "--ledger-url",
-        default=os.environ.get("DISTSUM_LEDGER_URL", "http://127.0.0.1:8080"),
+        default=defaults.ledger_url,
         help="ledger base URL (env DISTSUM_LEDGER_URL)",
     )
     total.set_defaults(run=_total)

@@ -36,9 +36,12 @@ def load(settings_type: type[T]) -> T:
         return settings_type()
     except ValidationError as exc:
         prefix = str(settings_type.model_config.get("env_prefix", ""))
+        # A field read from a variable of another name (validation_alias) is named by that variable.
+        aliases = {f.validation_alias for f in settings_type.model_fields.values()}
         problems = []
         for error in exc.errors():
-            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            loc = error["loc"]
+            name = ("" if loc and loc[0] in aliases else prefix) + "_".join(str(part) for part in loc).upper()
             problems.append(f"  {name}: {error['msg']}")
         raise ConfigurationError(
             f"invalid configuration for {settings_type.__name__}:\n" + "\n".join(problems)

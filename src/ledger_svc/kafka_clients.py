@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 # Where the class lives: confluent_kafka.admin re-exports it without listing it in __all__.
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
-from distsum.kafka_client_log import KafkaClientLog
+from distsum.kafka.diagnostics import KafkaDiagnostics
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
 from ledger_svc.kafka_log import LogId, PartitionLog, offsets_problem
@@ -53,7 +53,7 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "reconnect.backoff.max.ms": 1000,
-            **KafkaClientLog(log).config(),
+            **KafkaDiagnostics(log).config(),
         }
     )
 
@@ -113,7 +113,7 @@ class LogInspector:
 
     def __init__(self, config: LedgerSettings, kafka: KafkaSettings):
         self._topic = kafka.topic
-        client_log = KafkaClientLog(log).config()
+        client_log = KafkaDiagnostics(log).config()
         self._admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, **client_log})
         self._probe_config = {
             "bootstrap.servers": kafka.bootstrap_servers,
@@ -198,7 +198,7 @@ class DeadLetterPublisher:
             "enable.idempotence": True,
             "acks": "all",
             "message.timeout.ms": 30_000,
-            **KafkaClientLog(log).config(),
+            **KafkaDiagnostics(log).config(),
         }
         self._producer = Producer(self._config)
 

@@ -8,7 +8,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry import trace
@@ -16,7 +15,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from distsum import event_codec, telemetry
 from distsum.domain import SumComputed
-from distsum.kafka_client_log import KafkaClientLog
+from distsum.kafka import clients as kafka_clients
+from distsum.kafka.diagnostics import KafkaDiagnostics
 from sum_svc import metrics
 
 log = logging.getLogger(__name__)
@@ -85,21 +85,20 @@ class KafkaPublisher:
         self._topic = topic
         self._loop = loop
         self._on_log_lost = on_log_lost
-        self._client_log = KafkaClientLog(log)
-        self._config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap_servers,
-            "client.id": client_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            # Past this librdkafka gives up and reports failure, which releases the request id.
-            "message.timeout.ms": int(delivery_timeout * 1000),
-            # Same key-to-partition mapping as Java clients, so duplicates share a partition everywhere.
-            "partitioner": "murmur2_random",
-            "reconnect.backoff.max.ms": 1000,
-            **self._client_log.config(),
-            "error_cb": self._on_error,
-        }
+        self._diagnostics = KafkaDiagnostics(log)
+        self._config = kafka_clients.producer_config(
+            bootstrap_servers,
+            log,
+            {
+                "client.id": client_id,
+                "linger.ms": 2,
+                # Past this librdkafka gives up and reports failure, which releases the request id.
+                "message.timeout.ms": int(delivery_timeout * 1000),
+                # Same key-to-partition mapping as Java clients, so duplicates share a partition everywhere.
+                "partitioner": "murmur2_random",
+                "error_cb": self._on_error,
+            },
+        )
         # Held around produce() and the producer's replacement, so no event is queued on a producer
         # that is no longer polled.
         self._lock = threading.Lock()
@@ -162,7 +161,7 @@ class KafkaPublisher:
         self._poller.join(timeout=5)
 
     def _on_error(self, error: KafkaError) -> None:
-        self._client_log.on_error(error)
+        self._diagnostics.on_error(error)
         if error.fatal():
             # A fatal idempotence error leaves the producer unusable.
             self._replace_because = "fatal_error"

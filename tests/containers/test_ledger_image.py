@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from distsum import event_codec
 from distsum.clients.ledger import LedgerClient
 from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
+from distsum.kafka import clients as kafka_clients
 from localstack.ports import free_port
 from localstack.stack import QUICK_RECOVERY
 from tests.conftest import Topic
@@ -28,7 +28,7 @@ RESEND_EVERY = 10  # every 10th event is published twice, as a retried Add would
 
 
 def produce(bootstrap: str, topic: str, events: list[SumComputed]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = kafka_clients.producer(bootstrap)
     for index, event in enumerate(events):
         for _ in range(2 if index % RESEND_EVERY == 0 else 1):
             producer.produce(topic, key=event.request_id.encode(), value=event_codec.encode(event))

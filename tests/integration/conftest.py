@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from distsum.clients.waiting import wait_until
+from distsum.kafka import clients as kafka_clients
 from localstack.stack import QUICK_RECOVERY, Ledger, LocalStack, SumService
 from tests.conftest import Topic
 
@@ -52,9 +53,7 @@ def ledger_factory(stack_on: Callable[[Topic], LocalStack]) -> LedgerFactory:
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
-    )
+    return kafka_clients.producer(bootstrap, settings={"linger.ms": 5})
 
 
 def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[object]:

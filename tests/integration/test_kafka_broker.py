@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message
 
+from distsum.kafka import clients as kafka_clients
 from localstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
 
 
@@ -33,7 +34,7 @@ def new_broker(libs_dir: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
 
 
 def produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = kafka_clients.producer(bootstrap)
     errors: list[KafkaError | None] = []
 
     def on_delivery(err: KafkaError | None, _msg: Message) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import grpc
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from distsum.clients.ledger import http_json
 from distsum.clients.waiting import wait_until
+from distsum.kafka import clients as kafka_clients
 from ledger_svc.store_file import STORE_FILE
 from localstack.kafka_broker import KafkaBroker, create_topic
 from localstack.stack import Ledger, SumService
@@ -76,7 +76,7 @@ def stored_offsets(ledger: Ledger) -> dict[int, int]:
 
 
 def end_offsets(topic: Topic) -> dict[int, int]:
-    admin = AdminClient({"bootstrap.servers": topic.bootstrap})
+    admin = kafka_clients.admin(topic.bootstrap)
     metadata = admin.list_topics(topic.name, timeout=10).topics[topic.name]
     consumer = Consumer({"bootstrap.servers": topic.bootstrap, "group.id": "offsets-reader"})
     try:
@@ -180,7 +180,7 @@ def test_topic_created_again_under_a_running_ledger(
     ledger, service, acknowledged = counted_before(topic, start_ledger, start_sum_service)
     stored = stored_offsets(ledger)
 
-    admin = AdminClient({"bootstrap.servers": topic.bootstrap})
+    admin = kafka_clients.admin(topic.bootstrap)
     admin.delete_topics([topic.name], operation_timeout=30)[topic.name].result(30)
 
     def gone() -> bool:

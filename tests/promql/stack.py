@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from confluent_kafka import Producer
 
 from distsum.clients.sum_service import SumClient
 from distsum.clients.waiting import wait_until
+from distsum.kafka import clients as kafka_clients
 from localstack.stack import Ledger, LocalStack, SumService
 from tests.chart.chart_tools import RELEASE
 from tests.conftest import Topic
@@ -124,7 +124,7 @@ def drive_traffic(stack: Stack, after_warm_up: Callable[[], None]) -> Expected:
         for client in clients:
             client.close()
 
-    producer = Producer({"bootstrap.servers": stack.topic.bootstrap, "acks": "all"})
+    producer = kafka_clients.producer(stack.topic.bootstrap)
     for value in POISON:
         producer.produce(stack.topic.name, key=b"poison", value=value)
     assert producer.flush(30) == 0

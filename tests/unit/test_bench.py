@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 
 from bench import audit, ghz, ledger_rate, proc_cpu, report
-from bench.settings import BadSetting, Settings
+from bench.settings import BenchSettings
+from distsum import settings as config
 from distsum.clients.ledger import LedgerClient
 from localstack.results import result_stems
 
@@ -228,26 +230,37 @@ def test_markdown_has_a_row_per_concurrency_and_each_target() -> None:
     assert report.targets_text(result).endswith("targets missed: 1 of 5")
 
 
-def test_settings_defaults_and_refusals() -> None:
-    s = Settings.from_env({})
+def bench_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> BenchSettings:
+    for name in os.environ:
+        if name.startswith("BENCH_") or name == "DISTSUM_PARTITIONS":
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return config.load(BenchSettings)
+
+
+def test_settings_defaults_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = bench_settings(monkeypatch)
     assert (s.calls_per_run, s.concurrency, s.rounds, s.strict) == (10_000, (10, 50, 200), 3, False)
-    assert Settings.from_env({"BENCH_CONCURRENCY": "200, 10,10"}).concurrency == (10, 200)
-    for env in (
-        {"BENCH_CONCURRENCY": "10,x"},
-        {"BENCH_N": "0"},
-        {"BENCH_N": "100", "BENCH_CONCURRENCY": "200"},
+    assert bench_settings(monkeypatch, BENCH_CONCURRENCY="200, 10,10").concurrency == (10, 200)
+    assert bench_settings(monkeypatch, BENCH_CONCURRENCY="").concurrency == (10, 50, 200)
+    for env, named in (
+        ({"BENCH_CONCURRENCY": "10,x"}, "BENCH_CONCURRENCY"),
+        ({"BENCH_N": "0"}, "BENCH_N"),
+        ({"BENCH_N": "100", "BENCH_CONCURRENCY": "200"}, "BENCH_N must be at least"),
+        ({"DISTSUM_PARTITIONS": "none"}, "DISTSUM_PARTITIONS:"),
     ):
-        with pytest.raises(BadSetting):
-            Settings.from_env(env)
+        with pytest.raises(config.ConfigurationError, match=named):
+            bench_settings(monkeypatch, **env)
 
 
-def test_settings_record_service_variables_but_no_credentials() -> None:
+def test_settings_record_service_variables_but_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "SUM_PUBLISH_TIMEOUT_SECONDS": "2",
         "OTEL_EXPORTER_OTLP_HEADERS": "authorization=x",
         "SUM_GRPC_PORT": "1",
     }
-    assert Settings.from_env({}).as_dict(env)["service_env"] == {"SUM_PUBLISH_TIMEOUT_SECONDS": "2"}
+    assert bench_settings(monkeypatch).as_dict(env)["service_env"] == {"SUM_PUBLISH_TIMEOUT_SECONDS": "2"}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
-from distsum.kafka_client_log import KafkaClientLog
+from distsum.kafka.diagnostics import KafkaDiagnostics
 
 
 class Clock:
@@ -23,8 +23,8 @@ def clock() -> Clock:
     return Clock()
 
 
-def client_log(clock: Clock, interval: float = 60.0) -> KafkaClientLog:
-    return KafkaClientLog(logging.getLogger("test.kafka"), interval, clock)
+def client_log(clock: Clock, interval: float = 60.0) -> KafkaDiagnostics:
+    return KafkaDiagnostics(logging.getLogger("test.kafka"), interval, clock)
 
 
 def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int]]:
@@ -65,7 +65,7 @@ def test_fatal_errors_are_logged_as_errors(clock: Clock, caplog: pytest.LogCaptu
 
 def test_librdkafka_itself_is_quiet_unless_debugging(clock: Clock) -> None:
     logger = logging.getLogger("test.kafka.level")
-    kafka_log = KafkaClientLog(logger, 60.0, clock)
+    kafka_log = KafkaDiagnostics(logger, 60.0, clock)
     logger.setLevel(logging.INFO)
     assert kafka_log.config()["log_level"] == 2
     logger.setLevel(logging.DEBUG)

@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError
 _QUIET_LIBRDKAFKA, _VERBOSE_LIBRDKAFKA = 2, 7
 
 
-class KafkaClientLog:
+class KafkaDiagnostics:
     """The error_cb of a Kafka client: logs the first error of each kind, then at most one summary of
     that kind per interval."""
 

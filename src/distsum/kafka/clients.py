@@ -1,0 +1,53 @@
+"""Kafka client construction: the settings every client shares, and the producer, consumer and admin
+clients built on them. Callers add only what is theirs (group, timeouts, batching)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from distsum.kafka.diagnostics import KafkaDiagnostics
+
+# Every event's producer: the broker writes each produced record once and only acknowledges it once all
+# in-sync replicas have it, which is what an Add's reply promises.
+IDEMPOTENT_ACKS_ALL: Mapping[str, Any] = {"enable.idempotence": True, "acks": "all"}
+
+
+def client_config(
+    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What every client shares, then `settings`. With a logger, librdkafka's errors become throttled
+    JSON log lines on it; without one (a tool, a test), librdkafka logs as it does by default."""
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "reconnect.backoff.max.ms": 1000}
+    if logger is not None:
+        config |= KafkaDiagnostics(logger).config()
+    return config | dict(settings or {})
+
+
+def producer_config(
+    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """An idempotent, acks=all producer's configuration."""
+    return client_config(bootstrap_servers, logger, {**IDEMPOTENT_ACKS_ALL, **(settings or {})})
+
+
+def producer(
+    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+) -> Producer:
+    return Producer(producer_config(bootstrap_servers, logger, settings))
+
+
+def consumer(
+    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+) -> Consumer:
+    return Consumer(client_config(bootstrap_servers, logger, settings))
+
+
+def admin(
+    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+) -> AdminClient:
+    return AdminClient(client_config(bootstrap_servers, logger, settings))
