@@ -24,7 +24,7 @@ if ! verified "$schema"; then
   command -v go >/dev/null || die "Go is needed to fetch skaffold's schema from the Go module proxy"
   log "fetching $MODULE@$MODULE_VERSION for its $SCHEMA_VERSION schema (once; cached in ${schema%/*})"
   work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
+  on_exit rm -rf "$work"
   # A private module cache keeps the 45 MB module out of the user's. The checksum database does not
   # answer for this module here, so it is off and the module's hash is checked against MODULE_SUM instead.
   # Run outside any Go module so that no go.mod is consulted or touched.

@@ -1,54 +1,57 @@
 #!/usr/bin/env bash
 # Print the path of a pinned Go tool, building it with `go install` into the cache on first use.
-#   scripts/go-tool.sh helm        -> .../tools/helm-v3.22.0/helm
-# The versions are pinned here so every machine validates with the same binaries. A tool whose module
+#   scripts/go-tool.sh helm        -> .../tools/helm-<HELM_VERSION>/helm
+# The versions are pinned in pins.env so every machine validates with the same binaries. A tool whose module
 # cannot be `go install`ed by version (replace directives in its go.mod) or is our own code is built
 # from a committed wrapper module under tools/go/<tool> instead, whose go.sum pins every dependency.
 set -euo pipefail
+me="go-tool.sh"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz}"
 wrapper=""
 ldflags="" # extra -ldflags, for tools that read their version from a variable
 case "$tool" in
-  helm)        module=helm.sh/helm/v3/cmd/helm;                        version=v3.22.0 ;;
-  kubeconform) module=github.com/yannh/kubeconform/cmd/kubeconform;    version=v0.8.0 ;;
-  kind)        module=sigs.k8s.io/kind;                                version=v0.33.0 ;;
-  grpcurl)     module=github.com/fullstorydev/grpcurl/cmd/grpcurl;     version=v1.9.3 ;;
-  kube-score)  module=github.com/zegl/kube-score/cmd/kube-score;       version=v1.20.0 ;;
+  helm)        module=helm.sh/helm/v3/cmd/helm;                        version=$HELM_VERSION ;;
+  kubeconform) module=github.com/yannh/kubeconform/cmd/kubeconform;    version=$KUBECONFORM_VERSION ;;
+  kind)        module=sigs.k8s.io/kind;                                version=$KIND_VERSION ;;
+  grpcurl)     module=github.com/fullstorydev/grpcurl/cmd/grpcurl;     version=$GRPCURL_VERSION ;;
+  kube-score)  module=github.com/zegl/kube-score/cmd/kube-score;       version=$KUBE_SCORE_VERSION ;;
   # gRPC load generator of make bench; it prints its own version from a variable, not build info.
-  ghz)         module=github.com/bojand/ghz/cmd/ghz;                   version=v0.121.0
+  ghz)         module=github.com/bojand/ghz/cmd/ghz;                   version=$GHZ_VERSION
                ldflags="-X main.version=$version" ;;
-  # The offline e2e cluster (scripts/e2e): versions kubeadm v1.34.2 and kind v0.33.0 expect.
-  crictl)      module=sigs.k8s.io/cri-tools/cmd/crictl;                version=v1.34.0 ;;
-  coredns)     module=github.com/coredns/coredns;                      version=v1.12.1 ;;
-  # kind's default storage: rancher's local-path-provisioner. kind v0.33.0 ships v0.0.34, which the
-  # module proxy does not serve; v0.0.30 is the newest there.
-  local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=v0.0.30 ;;
-  etcd)        module=go.etcd.io/etcd/server/v3;                       version=v3.6.5; wrapper=etcd ;;
+  # The offline e2e cluster's parts (scripts/e2e).
+  crictl)      module=sigs.k8s.io/cri-tools/cmd/crictl;                version=$CRICTL_VERSION ;;
+  coredns)     module=github.com/coredns/coredns;                      version=$COREDNS_VERSION ;;
+  # kind's default storage: rancher's local-path-provisioner.
+  local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=$LOCAL_PATH_PROVISIONER_VERSION ;;
+  etcd)        module=go.etcd.io/etcd/server/v3;                       version=$ETCD_VERSION; wrapper=etcd ;;
   pause)       module=distsum.local/tools/pause;                       version=v1;     wrapper=pause ;;
   # skaffold and the docker CLI plugin it needs for BuildKit builds (`docker buildx`), for make e2e.
   # Both read their version from a variable, not from build info.
-  skaffold)    module=github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold; version=v2.24.0; wrapper=skaffold
+  skaffold)    module=github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold; version=$SKAFFOLD_VERSION; wrapper=skaffold
                ldflags="-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$version" ;;
-  buildx)      module=github.com/docker/buildx/cmd/buildx;             version=v0.38.2
+  buildx)      module=github.com/docker/buildx/cmd/buildx;             version=$BUILDX_VERSION
                ldflags="-X github.com/docker/buildx/version.Version=$version" ;;
-  *) echo "go-tool.sh: unknown tool '$tool'" >&2; exit 2 ;;
+  *) log "unknown tool '$tool'"; exit 2 ;;
 esac
 
-repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 if [[ -n $wrapper ]]; then
   wrapper="$repo/tools/go/$wrapper"
+  # A wrapper's go.mod holds a copy of the pin; the two must agree.
+  [[ $version == v1 ]] || grep -Eq "^[[:space:]]*(require )?[^ ]+ $version( |$)" "$wrapper/go.mod" \
+    || die "$wrapper/go.mod requires no module at $version (pins.env); regenerate it"
   # The cache key covers the wrapper's files, so a bumped go.mod or an edited main.go rebuilds.
   version+="-$(cat "$wrapper"/* | sha256sum | cut -c1-8)"
 fi
 
-cache="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
-bin_dir="$cache/tools/$tool-$version"
+bin_dir="$cache_root/tools/$tool-$version"
 binary="$bin_dir/$tool"
 
 if [[ ! -x "$binary" ]]; then
-  command -v go >/dev/null || { echo "go-tool.sh: Go is needed to build $tool $version" >&2; exit 1; }
-  echo "go-tool.sh: building $tool $version (once; cached in $bin_dir)" >&2
+  command -v go >/dev/null || die "Go is needed to build $tool $version"
+  log "building $tool $version (once; cached in $bin_dir)"
   mkdir -p "$bin_dir"
   # Helm and kubeconform read their version from build info; CGO off keeps the binaries static.
   if [[ -n $wrapper ]]; then

@@ -3,16 +3,12 @@
 # installed on CI machines): tsc --allowJs --checkJs --noEmit, strict. Exit status 0 when it types.
 #   scripts/k6-check.sh [TSCONFIG]     default loadtest/tsconfig.json
 # typescript and @types/k6 come from the npm registry once and are cached under the distsum cache.
+# TYPESCRIPT_VERSION and K6_TYPES_VERSION (the @types/k6 release of the k6 image in loadtest/values.yaml,
+# same major.minor) are pinned in pins.env.
 set -euo pipefail
-
-TYPESCRIPT_VERSION=5.9.3
-# The @types/k6 release of the k6 image in loadtest/values.yaml (same major.minor).
-K6_TYPES_VERSION=2.3.0
-
 me="k6-check"
-repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 # shellcheck source=scripts/lib.sh
-source "$repo/scripts/lib.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 project="${1:-$repo/loadtest/tsconfig.json}"
 
 tools="$cache_root/npm/k6-check-typescript-$TYPESCRIPT_VERSION-k6-types-$K6_TYPES_VERSION"

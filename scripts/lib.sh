@@ -1,6 +1,12 @@
 # shellcheck shell=bash
-# Shared helpers for the scripts under scripts/ (sourced, not run).
+# The prelude of every script (sourced, not run). Sourcing it only defines things: the repository root,
+# the pins, the cache root, log/die, on_exit and a few helpers; nothing is created, installed or trapped.
 # A script sets `me` (its name in messages) before sourcing this file.
+
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
+# Every version the project pins, in one file.
+# shellcheck source=pins.env
+source "$repo/pins.env"
 
 # Where everything fetched or built is cached, outside the repository (absolute: scripts print paths in it).
 cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
@@ -8,6 +14,21 @@ cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
 
 log() { printf '%s: %s\n' "${me:-${0##*/}}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# on_exit COMMAND [ARG...]: run the command (its arguments as they are now) when the script exits, before
+# the ones registered earlier. One EXIT trap serves them all, so a later clean-up never silently replaces
+# an earlier one.
+_on_exit=()
+on_exit() {
+  local command
+  printf -v command '%q ' "$@"
+  _on_exit=("$command" "${_on_exit[@]}")
+  trap _run_on_exit EXIT
+}
+_run_on_exit() {
+  local command
+  for command in "${_on_exit[@]}"; do eval "$command" || true; done
+}
 
 # apt_install PACKAGE...: install Debian packages, refreshing the package lists once if they are stale.
 # The output goes to $cache_root/apt.log.

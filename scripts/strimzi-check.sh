@@ -5,17 +5,15 @@
 # Strimzi publishes no CRD files through a package registry, but Maven Central has io.strimzi:api: the
 # classes the operators read these resources into. The jars (tests/chart/strimzi/pom.xml, pinned) and the
 # compiled checker are cached under the distsum cache directory on first use.
+# STRIMZI_VERSION is pinned in pins.env; tests/chart/strimzi/pom.xml repeats it, checked below.
 set -euo pipefail
+me="strimzi-check"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-# Keep in step with <strimzi.version> in tests/chart/strimzi/pom.xml.
-STRIMZI_VERSION=0.51.0
-
-root="$(cd "$(dirname "$0")/.." && pwd)"
-project="$root/tests/chart/strimzi"
-cache="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}/strimzi-api-$STRIMZI_VERSION"
+project="$repo/tests/chart/strimzi"
+cache="$cache_root/strimzi-api-$STRIMZI_VERSION"
 libs="$cache/libs"
-
-log() { printf 'strimzi-check: %s\n' "$*" >&2; }
 
 grep -q "<strimzi.version>$STRIMZI_VERSION</strimzi.version>" "$project/pom.xml" \
   || { log "STRIMZI_VERSION=$STRIMZI_VERSION does not match <strimzi.version> in $project/pom.xml"; exit 2; }

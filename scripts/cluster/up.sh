@@ -3,7 +3,7 @@
 #   1. the kind cluster (k8s/kind/cluster.yaml), reused when it exists;
 #   2. the namespaces with their Pod Security labels and the Grafana admin Secret (prepare.sh);
 #   3. the Strimzi operator, then kube-prometheus-stack, Loki, Tempo and Alloy (charts and versions pinned
-#      in k8s/observability/charts.env, values next to it);
+#      in pins.env, values in k8s/observability/);
 #   4. our images (make images), loaded into the kind node;
 #   5. charts/distributed-sum with values-kind.yaml, waiting until Kafka and the services are ready.
 # Re-running it upgrades everything in place.
@@ -18,19 +18,15 @@
 # Needs docker (with a running daemon), kind, helm, kubectl, make and access to the internet: the charts
 # come from their public chart repositories and the cluster pulls the third-party images itself.
 set -euo pipefail
-
-repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
-cd "$repo_root"
-# shellcheck source=SCRIPTDIR/../../k8s/observability/charts.env
-source k8s/observability/charts.env
+me="cluster-up"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$repo"
 
 cluster=distsum
 context="kind-$cluster"
 helm_timeout=15m
 images=(distributed-sum/sum-svc distributed-sum/ledger-svc)
-
-log() { printf '\n==> %s\n' "$*" >&2; }
-die() { printf 'cluster-up: %s\n' "$*" >&2; exit 1; }
 
 observability="${DISTSUM_OBSERVABILITY:-1}"
 case "${1:-}" in

@@ -13,6 +13,7 @@ set -euo pipefail
 me="base-image"
 # shellcheck source=scripts/docker/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+mkdir -p "$docker_cache"
 
 base="${BASE_IMAGE:-python:3.11-slim-bookworm}"
 local_tag="${LOCAL_BASE_IMAGE:-distsum-local/python:3.11-bookworm}"

@@ -18,6 +18,7 @@ me="build-images"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
+mkdir -p "$docker_cache"
 cd "$repo"
 
 tag="${IMAGE_TAG:-dev}"

@@ -17,6 +17,7 @@ set -euo pipefail
 me=engine
 # shellcheck source=scripts/docker/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+mkdir -p "$docker_cache"
 
 pidfile="$docker_cache/dockerd.pid"
 daemon_log="$docker_cache/dockerd.log"

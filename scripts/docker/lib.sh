@@ -4,8 +4,8 @@
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck disable=SC2034 # used by the scripts that source this file, which create it when they write
 docker_cache="$cache_root/docker"
-mkdir -p "$docker_cache"
 
 # debian_sources: "URI SUITE" for every enabled `deb` source of this machine's apt configuration,
 # from one-line (*.list) and deb822 (*.sources) files, so no mirror is ever written into the project.
@@ -65,7 +65,6 @@ cleanup() {
   mountpoint -q "$work/rootfs/proc" 2>/dev/null && umount "$work/rootfs/proc"
   rm -rf "$work"
 }
-trap cleanup EXIT
 
 in_root() { chroot "$work/rootfs" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 
@@ -87,6 +86,7 @@ make_rootfs_tar() {
 
   mkdir -p "$(dirname -- "$rootfs_tar")"
   work="$(mktemp -d "$(dirname -- "$rootfs_tar")/build.XXXXXX")"
+  on_exit cleanup
   local build_log="${rootfs_tar%.tar.gz}.log"
   log "debootstrap $suite ($packages) from this machine's apt mirror (log: $build_log)"
   debootstrap --variant=minbase --components=main --include="$packages" "$suite" "$work/rootfs" "$mirror" \

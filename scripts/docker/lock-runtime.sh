@@ -24,7 +24,7 @@ case "${1:-}" in
 esac
 
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+on_exit rm -rf "$tmp"
 "$python" -m venv "$tmp/venv"
 mapfile -t deps < <("$python" -c '
 import sys, tomllib

@@ -14,7 +14,6 @@
 #   DISTSUM_E2E_PATH=online|offline   force a path instead of probing
 #   KUBECONFIG                        where kind writes the context kind-distsum-e2e (kind's default)
 set -euo pipefail
-KIND_VERSION=v0.33.0 # keep in step with scripts/go-tool.sh
 CLUSTER=distsum-e2e
 PROBE_SECONDS=5
 READY_SECONDS=180

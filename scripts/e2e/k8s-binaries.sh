@@ -8,7 +8,6 @@
 # on 2 cores.
 #   DISTSUM_CACHE_DIR   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
-KUBERNETES_VERSION=v1.34.2 # keep in step with tools/go/kubernetes/update-lock.sh
 me="k8s-binaries"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/lib.sh
@@ -45,7 +44,7 @@ if ! built; then
   done
   tmp="$(mktemp -d "$out.tmp.XXXXXX")"
   chmod 0755 "$tmp"
-  trap 'rm -rf -- "$tmp"' EXIT
+  on_exit rm -rf -- "$tmp"
   log "building Kubernetes $KUBERNETES_VERSION (${commands[*]}) into $out; ~7 min cold on 2 cores"
   SECONDS=0
   (cd "$module" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build, under exactly the names the node pulls, the images preloaded into the kind node: what a kubeadm
-# v1.34.2 control plane needs (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, etcd,
+# KUBERNETES_VERSION control plane needs (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, etcd,
 # CoreDNS, pause) and kind's default storage (local-path-provisioner and its helper), from binaries built
 # from the Go module proxy; print their references, one a line.
 #
@@ -9,12 +9,11 @@
 # are kept: a warm run only lists them.
 #   usage: scripts/e2e/k8s-images.sh KIND_BASE_IMAGE   (kube-proxy needs its iptables and conntrack)
 set -euo pipefail
-KUBERNETES_VERSION=v1.34.2 # keep in step with scripts/e2e/k8s-binaries.sh
-KIND_VERSION=v0.33.0       # keep in step with scripts/go-tool.sh
 me="k8s-images"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
+mkdir -p "$docker_cache"
 kind_base="${1:?usage: $0 KIND_BASE_IMAGE}"
 
 k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
@@ -31,7 +30,7 @@ storage_helper="$(sed -nE 's/^const storageHelperImage = "(.*)"$/\1/p' "$kind_st
 
 ctx="$(mktemp -d)"
 build_log="$docker_cache/k8s-images.log"
-trap 'rm -rf -- "$ctx"' EXIT
+on_exit rm -rf -- "$ctx"
 
 # build REF FROM [BINARY [ENTRYPOINT]]: an image FROM with BINARY in /usr/local/bin, tagged REF. An
 # image of that name made from the same inputs (the binary's cache path carries its version and recipe)

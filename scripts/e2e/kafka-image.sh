@@ -16,9 +16,10 @@ me="kafka-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
+mkdir -p "$docker_cache"
 
 libs="$("$repo/tools/kafka/fetch-kafka.sh" | tail -n 1)"
-kafka_version="$(sed -n 's/^KAFKA_VERSION=//p' "$repo/tools/kafka/fetch-kafka.sh")"
+kafka_version="$KAFKA_VERSION"
 recipe="$(cat "${BASH_SOURCE[0]}" "$repo/tools/kafka/jars.sha256" | sha256sum | cut -c1-8)"
 tag="distsum-e2e/kafka:$kafka_version-$recipe"
 if present "$tag"; then
@@ -35,7 +36,7 @@ if ! present "$jre_tag"; then
 fi
 
 ctx="$(mktemp -d "$docker_cache/kafka/context.XXXXXX")"
-trap 'rm -rf -- "$ctx"' EXIT
+on_exit rm -rf -- "$ctx"
 cp -r "$libs" "$ctx/libs"
 cat >"$ctx/kafka-kraft" <<'SCRIPT'
 #!/bin/sh

@@ -10,7 +10,6 @@
 # present in the engine a run costs nothing.
 #   DISTSUM_CACHE_DIR   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
-KIND_VERSION=v0.33.0 # keep in step with scripts/go-tool.sh
 SUITE=bookworm
 PACKAGES=systemd,systemd-sysv,dbus,udev,containerd,runc,containernetworking-plugins,iptables,nftables,iproute2,\
 conntrack,ethtool,ebtables,socat,util-linux,mount,kmod,libseccomp2,pigz,fuse-overlayfs,bash,ca-certificates,curl,jq,procps
@@ -18,6 +17,7 @@ me="kind-base-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
+mkdir -p "$docker_cache"
 
 # Host workaround, only where the capability bounding set lacks CAP_SYS_RESOURCE: runc in the node then
 # cannot lower a container's oom_score_adj below its own (kubelet asks -998 for static pods), and every
@@ -43,7 +43,7 @@ fi
 
 kind_dir="$(go_module_dir "sigs.k8s.io/kind@$KIND_VERSION")"
 ctx="$(mktemp -d "$docker_cache/kind-base/context.XXXXXX")"
-trap 'rm -rf -- "$ctx"' EXIT
+on_exit rm -rf -- "$ctx"
 cp -r "$kind_dir/images/base/files" "$ctx/files"
 # Module files are read-only; legacy `docker build` (no BuildKit, so no COPY --chmod) keeps the modes.
 find "$ctx/files" -type d -exec chmod 0755 {} + && find "$ctx/files" -type f -exec chmod 0644 {} +

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Assemble the kind node image for Kubernetes v1.34.2 offline and print its tag (last line of stdout).
+# Assemble the kind node image for Kubernetes KUBERNETES_VERSION (pins.env) offline and print its tag (last line of stdout).
 #
 # `kind build node-image` cannot work here: it fetches etcd, CoreDNS and pause from their registry with
 # `ctr content fetch` (no way to skip it) and checks containerd with `ctr info`, which Debian's
@@ -11,8 +11,6 @@
 #                             root was wiped then loads it instead of assembling it again)
 #   DISTSUM_CACHE_DIR         cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
-KUBERNETES_VERSION=v1.34.2 # keep in step with scripts/e2e/k8s-binaries.sh
-KIND_VERSION=v0.33.0       # keep in step with scripts/go-tool.sh
 # kind's default pod subnet; kindnetd is not available offline, so kind runs with disableDefaultCNI
 # (k8s/kind/e2e-offline.yaml) and this static bridge network serves the single node's pods.
 POD_SUBNET=10.244.0.0/24
@@ -20,6 +18,7 @@ me="node-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
+mkdir -p "$docker_cache"
 
 base="$("$repo/scripts/e2e/kind-base-image.sh" | tail -n 1)"
 k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
@@ -53,7 +52,8 @@ fi
 mapfile -t images < <("$repo/scripts/e2e/k8s-images.sh" "$base")
 SECONDS=0
 node=""
-trap '[[ -z $node ]] || docker rm -f "$node" >/dev/null 2>&1' EXIT
+remove_node() { [[ -z $node ]] || docker rm -f "$node" >/dev/null 2>&1; }
+on_exit remove_node
 node="$(docker run -d --privileged --entrypoint sleep "$base" infinity)"
 in_node() { docker exec "$node" "$@"; }
 

@@ -18,7 +18,7 @@ image_tag=dev # what make images tags besides the version
 path="$(scripts/e2e/cluster.sh path)"
 export DISTSUM_E2E_PATH="$path"
 if [[ ${DISTSUM_E2E_KEEP:-0} != 1 ]]; then
-  trap 'scripts/e2e/cluster.sh down || true' EXIT
+  on_exit scripts/e2e/cluster.sh down
 fi
 timed() {
   local start=$SECONDS

@@ -20,7 +20,7 @@ if ! have_binaries; then
   if [[ ! -e "$policy" ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy"
     chmod 755 "$policy"
-    trap 'rm -f "$policy"' EXIT
+    on_exit rm -f "$policy"
   fi
   apt_install prometheus
 

@@ -14,7 +14,9 @@ OBSERVABILITY = K8S / "observability"
 CLUSTER_SCRIPTS = REPO / "scripts" / "cluster"
 APP_CHART = REPO / "charts" / "distributed-sum"
 
-# Prefixes of the releases pinned in k8s/observability/charts.env, in installation order.
+PINS = REPO / "pins.env"
+
+# Prefixes of the releases pinned in pins.env, in installation order.
 REMOTE_RELEASES = ("STRIMZI", "KPS", "LOKI", "TEMPO", "ALLOY")
 
 
@@ -26,13 +28,13 @@ def load_all_yaml(path: Path) -> list[Any]:
     return list(yaml.safe_load_all(path.read_text()))
 
 
-def charts_env() -> dict[str, str]:
-    """The KEY=value lines of charts.env (the file bash sources)."""
+def pinned() -> dict[str, str]:
+    """The KEY=value lines of pins.env (the file every script sources)."""
     pins: dict[str, str] = {}
-    for line in (OBSERVABILITY / "charts.env").read_text().splitlines():
+    for line in PINS.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, sep, value = line.partition("=")
-            assert sep and re.fullmatch(r"[A-Z_]+", key), f"not a KEY=value line: {line!r}"
+            assert sep and re.fullmatch(r"[A-Z][A-Z0-9_]*", key), f"not a KEY=value line: {line!r}"
             pins[key] = value
     return pins
 

@@ -9,13 +9,13 @@ from typing import Any
 import yaml
 
 from tests.chart.chart_tools import helm, kube_version
-from tests.deploy.layout import REPO, charts_env, skaffold_app_values, values
+from tests.deploy.layout import REPO, pinned, skaffold_app_values, values
 
 TAG = "test-tag"
 
 
 def _render(profile: str | None) -> list[dict[str, Any]]:
-    pins = charts_env()
+    pins = pinned()
     sets = [f"--set={key}={value}" for key, value in skaffold_app_values(profile, TAG).items()]
     rendered = helm(
         "template", pins["APP_RELEASE"], str(REPO / pins["APP_CHART"]),
@@ -48,7 +48,7 @@ def _images(docs: list[dict[str, Any]]) -> set[str]:
 
 def test_full_stack_render_is_scraped_traced_and_dashboarded() -> None:
     docs = _render(None)
-    release = {"release": charts_env()["KPS_RELEASE"]}
+    release = {"release": pinned()["KPS_RELEASE"]}
     monitors = _of_kind(docs, "ServiceMonitor")
     assert monitors and all(release.items() <= doc["metadata"]["labels"].items() for doc in monitors)
     (rule,) = _of_kind(docs, "PrometheusRule")
@@ -62,7 +62,7 @@ def test_full_stack_render_is_scraped_traced_and_dashboarded() -> None:
     assert dashboards
     tempo = values("tempo")
     port = tempo["tempo"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].rpartition(":")[2]
-    otlp = f"http://{tempo['fullnameOverride']}.{charts_env()['TEMPO_NAMESPACE']}.svc.cluster.local:{port}"
+    otlp = f"http://{tempo['fullnameOverride']}.{pinned()['TEMPO_NAMESPACE']}.svc.cluster.local:{port}"
     assert _env(docs, "OTEL_EXPORTER_OTLP_ENDPOINT") == {otlp}
     assert _images(docs) == {f"distributed-sum/sum-svc:{TAG}", f"distributed-sum/ledger-svc:{TAG}"}
 
@@ -82,5 +82,5 @@ def test_kafka_uses_the_api_the_pinned_strimzi_serves() -> None:
     (kafka,) = _of_kind(_render("minimal"), "Kafka")
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
     # kafka.strimzi.io/v1 appeared in Strimzi 0.49.0 (and is the only API from 1.0.0 on).
-    major, minor, _ = (int(part) for part in re.findall(r"\d+", charts_env()["STRIMZI_VERSION"])[:3])
+    major, minor, _ = (int(part) for part in re.findall(r"\d+", pinned()["STRIMZI_VERSION"])[:3])
     assert (major, minor) >= (0, 49)

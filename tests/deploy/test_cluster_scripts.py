@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.layout import CLUSTER_SCRIPTS, K8S, REMOTE_RELEASES, REPO, charts_env
+from tests.deploy.layout import CLUSTER_SCRIPTS, K8S, PINS, REMOTE_RELEASES, REPO, pinned
 from tests.deploy.stand_ins import BASH, recorded_calls, run_cluster_script, stand_in
 
 SCRIPTS = sorted([*CLUSTER_SCRIPTS.glob("*.sh"), REPO / "scripts" / "fetch-skaffold-schema.sh"])
@@ -24,20 +24,20 @@ def test_script_is_executable_and_parses(script: Path) -> None:
     subprocess.run([BASH, "-n", str(script)], check=True)
 
 
-def test_up_script_installs_every_pinned_chart_from_charts_env() -> None:
+def test_up_script_installs_every_pinned_chart_from_the_pins() -> None:
     up = (CLUSTER_SCRIPTS / "up.sh").read_text()
     for prefix in REMOTE_RELEASES:
         fields = ("RELEASE", "CHART", "REPO", "VERSION", "NAMESPACE")
         # The five arguments of install_chart, possibly split over continued lines.
         assert re.search(r"[\s\\]+".join(rf'"\${prefix}_{field}"' for field in fields), up), prefix
-    for key, value in charts_env().items():
+    for key, value in pinned().items():
         if key.endswith("_VERSION"):
-            assert value not in up, f"up.sh repeats the pin {key}={value}; read it from charts.env"
+            assert value not in up, f"up.sh repeats the pin {key}={value}; read it from pins.env"
 
 
 def test_only_chart_repositories_and_cluster_addresses_are_named() -> None:
-    allowed_repos = {value for key, value in charts_env().items() if key.endswith("_REPO")}
-    files = [*K8S.rglob("*.y*ml"), *K8S.rglob("*.env"), REPO / "skaffold.yaml", *SCRIPTS]
+    allowed_repos = {value for key, value in pinned().items() if key.endswith("_REPO")}
+    files = [*K8S.rglob("*.y*ml"), PINS, REPO / "skaffold.yaml", *SCRIPTS]
     for path in files:
         for url in re.findall(r"https?://[^\s\"'`)]+", path.read_text()):
             host = re.sub(r"^https?://([^/:]+).*", r"\1", url)

@@ -23,7 +23,7 @@ from tests.chart.chart_tools import (
     kubeconform,
 )
 from tests.chart.test_kube_score import DECIDED_AGAINST, IGNORE_CPU_LIMIT
-from tests.deploy.layout import REPO, shell_assignment
+from tests.deploy.layout import REPO, pinned
 from tests.deploy.stand_ins import BASH, recorded_calls, stand_in
 
 LOADTEST = REPO / "loadtest"
@@ -85,7 +85,7 @@ def test_the_image_is_official_k6_of_the_typed_release(rendered: list[Manifest])
     chart = yaml.safe_load((LOADTEST / "Chart.yaml").read_text())
     tag = chart["appVersion"]
     assert k6_container(rendered)["image"] == f"grafana/k6:{tag}"
-    types_version = shell_assignment(K6_CHECK, "K6_TYPES_VERSION")
+    types_version = pinned()["K6_TYPES_VERSION"]
     assert tag.split(".")[:2] == types_version.split(".")[:2], (
         "the image and @types/k6 are different k6 releases"
     )

@@ -12,9 +12,9 @@ from tests.deploy.layout import (
     K8S,
     REMOTE_RELEASES,
     REPO,
-    charts_env,
     load_all_yaml,
     load_yaml,
+    pinned,
     shell_assignment,
 )
 
@@ -42,13 +42,13 @@ def _namespace_labels() -> dict[str, dict[str, str]]:
 
 
 def test_app_namespace_enforces_the_restricted_pod_security_standard() -> None:
-    labels = _namespace_labels()[charts_env()["APP_NAMESPACE"]]
+    labels = _namespace_labels()[pinned()["APP_NAMESPACE"]]
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
 
 
 def test_every_release_namespace_is_created_up_front() -> None:
-    pins = charts_env()
+    pins = pinned()
     wanted = {pins[f"{prefix}_NAMESPACE"] for prefix in (*REMOTE_RELEASES, "APP")}
     assert wanted <= set(_namespace_labels())
 

@@ -20,7 +20,7 @@ from tests.deploy.layout import (
     OBSERVABILITY,
     REMOTE_RELEASES,
     REPO,
-    charts_env,
+    pinned,
     skaffold,
     skaffold_sanitized,
 )
@@ -90,7 +90,7 @@ def _profile(name: str) -> dict[str, Any]:
 
 
 def _assert_pinned(release: dict[str, Any], prefix: str) -> None:
-    pins = charts_env()
+    pins = pinned()
     assert release["name"] == pins[f"{prefix}_RELEASE"]
     assert release["remoteChart"] == pins[f"{prefix}_CHART"]
     assert release["repo"] == pins[f"{prefix}_REPO"]
@@ -102,7 +102,7 @@ def _assert_pinned(release: dict[str, Any], prefix: str) -> None:
 
 
 def _assert_app(release: dict[str, Any]) -> None:
-    pins = charts_env()
+    pins = pinned()
     assert release["name"] == pins["APP_RELEASE"]
     assert release["chartPath"] == pins["APP_CHART"]
     assert release["namespace"] == pins["APP_NAMESPACE"]
@@ -171,7 +171,7 @@ def test_deploy_hook_prepares_namespaces_and_the_grafana_secret() -> None:
 
 def test_files_owned_by_the_chart_and_image_work_exist() -> None:
     wanted = [REPO / "Dockerfile.sum", REPO / "Dockerfile.ledger", APP_CHART / "Chart.yaml"]
-    wanted.append(REPO / charts_env()["APP_VALUES"])
+    wanted.append(REPO / pinned()["APP_VALUES"])
     missing = [str(path.relative_to(REPO)) for path in wanted if not path.exists()]
     if missing == [str(path.relative_to(REPO)) for path in wanted]:
         pytest.skip(f"the app chart and Dockerfiles are not in this tree yet: {', '.join(missing)}")
@@ -238,7 +238,7 @@ def test_offline_profile_hands_pip_its_settings_of_this_machine() -> None:
 def test_external_kafka_profile_deploys_only_the_app_with_the_e2e_values() -> None:
     deploy = _profile("external-kafka")["deploy"]
     (app,) = _releases(deploy)
-    pins = charts_env()
+    pins = pinned()
     assert (app["name"], app["chartPath"]) == (pins["APP_RELEASE"], pins["APP_CHART"])
     assert app["valuesFiles"] == [
         "charts/distributed-sum/values-external-kafka.yaml",

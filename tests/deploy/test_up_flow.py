@@ -12,8 +12,8 @@ import pytest
 from tests.deploy.layout import (
     APP_CHART,
     REMOTE_RELEASES,
-    charts_env,
     load_yaml,
+    pinned,
     skaffold_app_values,
 )
 from tests.deploy.stand_ins import recorded_calls, run_cluster_script, stand_in
@@ -67,7 +67,7 @@ def _app_version() -> str:
 
 
 def _assert_pinned_install(argv: list[str], prefix: str) -> None:
-    pins = charts_env()
+    pins = pinned()
     assert argv[3:5] == [pins[f"{prefix}_RELEASE"], pins[f"{prefix}_CHART"]]
     assert _flag(argv, "--repo") == pins[f"{prefix}_REPO"]
     assert _flag(argv, "--version") == pins[f"{prefix}_VERSION"]
@@ -77,7 +77,7 @@ def _assert_pinned_install(argv: list[str], prefix: str) -> None:
 
 
 def _assert_app_install(argv: list[str], profile: str | None) -> None:
-    pins = charts_env()
+    pins = pinned()
     assert argv[3:5] == [pins["APP_RELEASE"], pins["APP_CHART"]]
     assert _flag(argv, "--namespace") == pins["APP_NAMESPACE"]
     assert _flag(argv, "--values") == pins["APP_VALUES"]

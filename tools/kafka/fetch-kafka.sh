@@ -6,24 +6,19 @@
 #
 #   DISTSUM_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
+me="fetch-kafka"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-# Keep in step with <kafka.version> in pom.xml (update-lock.sh checks this).
-KAFKA_VERSION=4.1.2
-
-script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+script_dir="$repo/tools/kafka"
 pom="$script_dir/pom.xml"
 lock="$script_dir/jars.sha256"
-cache_root="${DISTSUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distsum}"
-[[ $cache_root == /* ]] || cache_root="$PWD/$cache_root"  # the printed path must be absolute
 cache="$cache_root/kafka-$KAFKA_VERSION"
 libs="$cache/libs"
 
-log() { printf 'fetch-kafka: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 [[ -s $lock ]] || die "lock file $lock is missing or empty (run tools/kafka/update-lock.sh)"
 grep -q "<kafka.version>$KAFKA_VERSION</kafka.version>" "$pom" \
-  || die "KAFKA_VERSION=$KAFKA_VERSION in $0 does not match <kafka.version> in $pom"
+  || die "KAFKA_VERSION=$KAFKA_VERSION in pins.env does not match <kafka.version> in $pom"
 
 # verify DIR: DIR holds exactly the jars named in the lock file, each with the
 # locked hash. Reports every problem on stderr; returns non-zero on any.
@@ -67,7 +62,7 @@ fi
 
 tmp="$(mktemp -d "$cache/libs.tmp.XXXXXX")"
 chmod u=rwx,go=rx "$tmp"  # mktemp -d makes it 0700
-trap 'rm -rf -- "$tmp"' EXIT
+on_exit rm -rf -- "$tmp"
 
 log "resolving Apache Kafka $KAFKA_VERSION jars with mvn into $cache"
 # -C: fail on a checksum mismatch while downloading. mvn's stdout goes to

@@ -4,23 +4,22 @@
 # used so every jar is downloaded again under strict checksums (-C) instead of
 # trusting whatever happens to be in ~/.m2. Review the diff before committing.
 set -euo pipefail
+me="update-lock"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+script_dir="$repo/tools/kafka"
 pom="$script_dir/pom.xml"
 lock="$script_dir/jars.sha256"
-
-log() { printf 'update-lock: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 command -v mvn >/dev/null || die "mvn not found on PATH (Debian: apt-get install maven)"
 
 pom_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
-script_version="$(sed -n 's/^KAFKA_VERSION=//p' "$script_dir/fetch-kafka.sh")"
-[[ $pom_version == "$script_version" ]] \
-  || die "pom.xml has kafka.version=$pom_version but fetch-kafka.sh has KAFKA_VERSION=$script_version"
+[[ $pom_version == "$KAFKA_VERSION" ]] \
+  || die "pom.xml has kafka.version=$pom_version but pins.env has KAFKA_VERSION=$KAFKA_VERSION"
 
 work="$(mktemp -d)"
-trap 'rm -rf -- "$work"' EXIT
+on_exit rm -rf -- "$work"
 
 log "resolving Apache Kafka $pom_version with a fresh local Maven repository (downloads ~50 MB)"
 mvn -B -q -C -f "$pom" -Dmaven.repo.local="$work/m2" dependency:copy-dependencies \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Regenerate go.mod and go.sum of this wrapper module, for when KUBERNETES_VERSION is bumped (keep it
-# in step with scripts/e2e/k8s-binaries.sh). k8s.io/kubernetes is not meant to be required from
+# Regenerate go.mod and go.sum of this wrapper module, for when KUBERNETES_VERSION is bumped in
+# pins.env (scripts/e2e/k8s-binaries.sh refuses a go.mod of another version). k8s.io/kubernetes is not meant to be required from
 # another module: its go.mod replaces its 31 k8s.io/* staging modules with ./staging/... paths, which
 # do not exist outside its own tree. The same modules are published as k8s.io/<name> v0.<minor>.<patch>,
 # so the replace lines are generated from the upstream go.mod. Review the diff before committing.
 set -euo pipefail
-KUBERNETES_VERSION=v1.34.2
+me="update-lock"
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../../../scripts/lib.sh"
 
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")"
 staging_version="v0.${KUBERNETES_VERSION#v1.}"
@@ -22,7 +24,7 @@ upstream_mod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | 
   awk -v v="$staging_version" '$2 == "=>" && $3 ~ /^\.\/staging\// { print "\t" $1 " => " $1 " " v }' "$upstream_mod"
   echo ")"
 } >go.mod
-[[ $(grep -c " => k8s.io/" go.mod) -gt 0 ]] || { echo "update-lock: no staging replaces found" >&2; exit 1; }
+[[ $(grep -c " => k8s.io/" go.mod) -gt 0 ]] || die "no staging replaces found"
 rm -f go.sum
 GOFLAGS=-mod=mod go mod tidy
 echo "update-lock: $(grep -c ' => k8s.io/' go.mod) staging modules replaced with $staging_version" >&2
