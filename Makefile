@@ -30,7 +30,7 @@ proto-check: $(INSTALLED) ## fail when the generated protobuf code is stale
 	$(BIN)/python scripts/gen_proto.py --check
 
 lint: $(INSTALLED) ## ruff (lint + format), mypy and shellcheck
-	$(BIN)/shellcheck -x scripts/*.sh scripts/*/*.sh tools/kafka/*.sh
+	$(BIN)/shellcheck -x scripts/*.sh scripts/*/*.sh tools/kafka/*.sh offline/*.sh offline/*/*.sh offline/go/*/*.sh
 	$(BIN)/ruff check src harness tests scripts
 	$(BIN)/ruff format --check src harness tests scripts
 	$(BIN)/mypy src harness tests scripts

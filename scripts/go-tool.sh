@@ -3,7 +3,8 @@
 #   scripts/go-tool.sh helm        -> .../tools/helm-<HELM_VERSION>/helm
 # The versions are pinned in pins.env so every machine validates with the same binaries. A tool whose module
 # cannot be `go install`ed by version (replace directives in its go.mod) or is our own code is built
-# from a committed wrapper module under tools/go/<tool> instead, whose go.sum pins every dependency.
+# from a committed wrapper module instead (tools/go/<tool>, or offline/go/<tool> for the offline cluster's
+# parts), whose go.sum pins every dependency.
 set -euo pipefail
 me="go-tool.sh"
 # shellcheck source=scripts/lib.sh
@@ -26,11 +27,11 @@ case "$tool" in
   coredns)     module=github.com/coredns/coredns;                      version=$COREDNS_VERSION ;;
   # kind's default storage: rancher's local-path-provisioner.
   local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=$LOCAL_PATH_PROVISIONER_VERSION ;;
-  etcd)        module=go.etcd.io/etcd/server/v3;                       version=$ETCD_VERSION; wrapper=etcd ;;
-  pause)       module=distsum.local/tools/pause;                       version=v1;     wrapper=pause ;;
+  etcd)        module=go.etcd.io/etcd/server/v3;                       version=$ETCD_VERSION; wrapper=offline/go/etcd ;;
+  pause)       module=distsum.local/tools/pause;                       version=v1;     wrapper=offline/go/pause ;;
   # skaffold and the docker CLI plugin it needs for BuildKit builds (`docker buildx`), for make e2e.
   # Both read their version from a variable, not from build info.
-  skaffold)    module=github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold; version=$SKAFFOLD_VERSION; wrapper=skaffold
+  skaffold)    module=github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold; version=$SKAFFOLD_VERSION; wrapper=tools/go/skaffold
                ldflags="-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$version" ;;
   buildx)      module=github.com/docker/buildx/cmd/buildx;             version=$BUILDX_VERSION
                ldflags="-X github.com/docker/buildx/version.Version=$version" ;;
@@ -38,7 +39,7 @@ case "$tool" in
 esac
 
 if [[ -n $wrapper ]]; then
-  wrapper="$repo/tools/go/$wrapper"
+  wrapper="$repo/$wrapper"
   # A wrapper's go.mod holds a copy of the pin; the two must agree.
   [[ $version == v1 ]] || grep -Eq "^[[:space:]]*(require )?[^ ]+ $version( |$)" "$wrapper/go.mod" \
     || die "$wrapper/go.mod requires no module at $version (pins.env); regenerate it"

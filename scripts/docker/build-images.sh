@@ -27,7 +27,7 @@ version="$(sed -nE 's/^version = "([^"]+)"$/\1/p' pyproject.toml | head -n 1)"
 SECONDS=0
 
 "$repo/scripts/docker/engine.sh" up
-base="$("$repo/scripts/docker/base-image.sh" | tail -n 1)"
+base="$("$repo/offline/base-image.sh" | tail -n 1)"
 
 # The Dockerfiles use build secrets and cache mounts, so they need BuildKit: through the buildx
 # plugin, or built into docker CLIs before 23.0 (like the one in Debian's docker.io).

@@ -76,14 +76,14 @@ network_args() {
 
 # Host workaround, applied only where lacks_sys_resource: `docker run --privileged` asks runc for every
 # capability and fails with "unable to apply caps: operation not permitted" when the bounding set lacks
-# one. kind runs its nodes privileged, so dockerd gets runc-nosysres (next to this script) as its default
+# one. kind runs its nodes privileged, so dockerd gets runc-nosysres (offline/runc-nosysres) as its default
 # runtime: it drops CAP_SYS_RESOURCE from each container's OCI spec and runs the real runc. Merged
 # into /etc/docker/daemon.json, which dockerd reads when it starts.
 nosysres_runtime=/usr/local/bin/distsum-runc-nosysres
 configure_runtime() {
   lacks_sys_resource || return 0
   command -v jq >/dev/null || apt_install jq
-  install -m 0755 "$(dirname -- "${BASH_SOURCE[0]}")/runc-nosysres" "$nosysres_runtime"
+  install -m 0755 "$repo/offline/runc-nosysres" "$nosysres_runtime"
   local config=/etc/docker/daemon.json merged
   mkdir -p /etc/docker
   [[ -s $config ]] || echo '{}' >"$config"

@@ -10,7 +10,7 @@
 #   online   a container registry answers: kind's published node image and its default CNI
 #            (k8s/kind/e2e.yaml)
 #   offline  none answers: the node image and every image in it are built locally from pinned sources
-#            (scripts/e2e/node-image.sh; ~10-15 min cold, nothing warm) and k8s/kind/e2e-offline.yaml
+#            (offline/kind-node/node-image.sh; ~10-15 min cold, nothing warm) and k8s/kind/e2e-offline.yaml
 #   DISTSUM_E2E_PATH=online|offline   force a path instead of probing
 #   KUBECONFIG                        where kind writes the context kind-distsum-e2e (kind's default)
 set -euo pipefail
@@ -51,7 +51,7 @@ choose_path() {
 
 kubectl_bin() {
   if [[ $1 == offline ]] || ! command -v kubectl >/dev/null; then
-    echo "$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)/kubectl"
+    echo "$("$repo/offline/kind-node/k8s-binaries.sh" | tail -n 1)/kubectl"
   else
     command -v kubectl
   fi
@@ -93,7 +93,7 @@ wrapper kind's privileged nodes need here. Restart it: scripts/docker/engine.sh 
     "$kind" delete cluster --name "$CLUSTER"
   fi
   if [[ $path == offline ]]; then
-    args=(--config "$repo/k8s/kind/e2e-offline.yaml" --image "$("$repo/scripts/e2e/node-image.sh" | tail -n 1)")
+    args=(--config "$repo/k8s/kind/e2e-offline.yaml" --image "$("$repo/offline/kind-node/node-image.sh" | tail -n 1)")
   else
     args=(--config "$repo/k8s/kind/e2e.yaml")
   fi

@@ -28,11 +28,11 @@ timed() {
 timed scripts/e2e/cluster.sh up
 timed scripts/docker/build-images.sh
 # Kafka from the verified jars on both paths for now (Strimzi on the online path is still to come).
-DISTSUM_E2E_KAFKA_IMAGE="$(timed scripts/e2e/kafka-image.sh | tail -n 1)"
+DISTSUM_E2E_KAFKA_IMAGE="$(timed offline/kafka-image.sh | tail -n 1)"
 export DISTSUM_E2E_KAFKA_IMAGE
 images=("distributed-sum/sum-svc:$image_tag" "distributed-sum/ledger-svc:$image_tag" "$DISTSUM_E2E_KAFKA_IMAGE")
 if [[ $path == offline ]]; then
-  DISTSUM_E2E_KUBECTL="$(scripts/e2e/k8s-binaries.sh | tail -n 1)/kubectl"
+  DISTSUM_E2E_KUBECTL="$(offline/kind-node/k8s-binaries.sh | tail -n 1)/kubectl"
 else
   DISTSUM_E2E_KUBECTL="$(command -v kubectl)" || die "kubectl is needed on the online path"
 fi
@@ -45,7 +45,7 @@ timed "$(scripts/go-tool.sh kind)" load docker-image --name distsum-e2e "${image
 DISTSUM_E2E_SKAFFOLD="$(timed scripts/go-tool.sh skaffold | tail -n 1)"
 DISTSUM_E2E_DOCKER_CONFIG="$(timed scripts/docker/buildx-config.sh | tail -n 1)"
 DISTSUM_E2E_KIND="$(scripts/go-tool.sh kind)"
-DISTSUM_E2E_BASE_IMAGE="$(scripts/docker/base-image.sh | tail -n 1)"
+DISTSUM_E2E_BASE_IMAGE="$(offline/base-image.sh | tail -n 1)"
 export DISTSUM_E2E_SKAFFOLD DISTSUM_E2E_DOCKER_CONFIG DISTSUM_E2E_KIND DISTSUM_E2E_BASE_IMAGE
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
 timed .venv/bin/pytest tests/e2e ${PYTEST_ARGS:-}

@@ -11,7 +11,7 @@ import pytest
 
 from tests.deploy.layout import PINS, REPO, pinned
 
-SCRIPTS = sorted([*REPO.glob("scripts/**/*.sh"), *REPO.glob("tools/**/*.sh")])
+SCRIPTS = sorted([*REPO.glob("scripts/**/*.sh"), *REPO.glob("tools/**/*.sh"), *REPO.glob("offline/**/*.sh")])
 
 
 def test_pins_are_plain_assignments_bash_reads_as_the_tests_do() -> None:
@@ -43,11 +43,11 @@ def test_the_copies_of_pins_agree() -> None:
     copies = {
         "tools/kafka/pom.xml": f"<kafka.version>{pins['KAFKA_VERSION']}</kafka.version>",
         "tests/chart/strimzi/pom.xml": f"<strimzi.version>{pins['STRIMZI_VERSION']}</strimzi.version>",
-        "tools/go/kubernetes/go.mod": f"require k8s.io/kubernetes {pins['KUBERNETES_VERSION']}",
+        "offline/go/kubernetes/go.mod": f"require k8s.io/kubernetes {pins['KUBERNETES_VERSION']}",
         "tools/go/skaffold/go.mod": (
             f"require github.com/GoogleContainerTools/skaffold/v2 {pins['SKAFFOLD_VERSION']}"
         ),
-        "tools/go/etcd/go.mod": f"require go.etcd.io/etcd/server/v3 {pins['ETCD_VERSION']}",
+        "offline/go/etcd/go.mod": f"require go.etcd.io/etcd/server/v3 {pins['ETCD_VERSION']}",
     }
     for path, line in copies.items():
         assert line in (REPO / path).read_text(), f"{path} does not hold {line!r}"

@@ -207,7 +207,7 @@ def test_offline_profile_builds_the_same_images_from_the_same_dockerfiles() -> N
 
 
 def test_offline_profile_passes_the_build_arguments_of_make_images() -> None:
-    script = (REPO / "scripts/docker/base-image.sh").read_text()
+    script = (REPO / "offline/base-image.sh").read_text()
     local_base = re.search(r'^local_tag="\$\{LOCAL_BASE_IMAGE:-([^}]+)\}"$', script, re.MULTILINE)
     assert local_base, "base-image.sh names its local base image"
     version = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE)

@@ -124,7 +124,7 @@ def port_forward(settings: Settings, namespace: str, target: str, port: int) -> 
 
 
 def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One KRaft node from the local image (scripts/e2e/kafka-image.sh) and its Service `kafka`."""
+    """One KRaft node from the local image (offline/kafka-image.sh) and its Service `kafka`."""
     labels = {"app.kubernetes.io/name": "kafka", "app.kubernetes.io/part-of": "distsum-e2e"}
     container = {
         "name": "kafka",

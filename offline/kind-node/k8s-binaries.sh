@@ -2,7 +2,7 @@
 # Print the directory holding the pinned Kubernetes binaries (kubelet, kubeadm, kubectl, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kube-proxy), building them from the Go module proxy once.
 #
-# No release binaries are downloaded: the wrapper module tools/go/kubernetes requires k8s.io/kubernetes
+# No release binaries are downloaded: the wrapper module offline/go/kubernetes requires k8s.io/kubernetes
 # at KUBERNETES_VERSION (go.sum committed, so every module is checksummed). The result is cached under
 # the version and a hash of the module files, so warm runs cost nothing. A cold build takes ~7 min
 # on 2 cores.
@@ -13,7 +13,7 @@ repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/lib.sh
 source "$repo/scripts/lib.sh"
 
-module="$repo/tools/go/kubernetes"
+module="$repo/offline/go/kubernetes"
 commands=(kubelet kubeadm kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 grep -qx "require k8s.io/kubernetes $KUBERNETES_VERSION" "$module/go.mod" \
   || die "$module/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION (run its update-lock.sh)"

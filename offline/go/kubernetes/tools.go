@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the Kubernetes commands scripts/e2e/k8s-binaries.sh builds from this module.
+// Package tools pins the Kubernetes commands offline/kind-node/k8s-binaries.sh builds from this module.
 package tools
 
 import (

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate go.mod and go.sum of this wrapper module, for when KUBERNETES_VERSION is bumped in
-# pins.env (scripts/e2e/k8s-binaries.sh refuses a go.mod of another version). k8s.io/kubernetes is not meant to be required from
+# pins.env (offline/kind-node/k8s-binaries.sh refuses a go.mod of another version). k8s.io/kubernetes is not meant to be required from
 # another module: its go.mod replaces its 31 k8s.io/* staging modules with ./staging/... paths, which
 # do not exist outside its own tree. The same modules are published as k8s.io/<name> v0.<minor>.<patch>,
 # so the replace lines are generated from the upstream go.mod. Review the diff before committing.

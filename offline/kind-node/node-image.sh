@@ -20,13 +20,13 @@ repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 source "$repo/scripts/docker/lib.sh"
 mkdir -p "$docker_cache"
 
-base="$("$repo/scripts/e2e/kind-base-image.sh" | tail -n 1)"
-k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
+base="$("$repo/offline/kind-node/kind-base-image.sh" | tail -n 1)"
+k8s_bin="$("$repo/offline/kind-node/k8s-binaries.sh" | tail -n 1)"
 crictl="$("$repo/scripts/go-tool.sh" crictl)"
 tools=()
 for tool in etcd coredns pause local-path-provisioner; do tools+=("$("$repo/scripts/go-tool.sh" "$tool")"); done
 key="$(printf '%s\n' "$base" "$k8s_bin" "$crictl" "${tools[@]}" \
-  | cat - "${BASH_SOURCE[0]}" "$repo/scripts/e2e/k8s-images.sh" | sha256sum | cut -c1-10)"
+  | cat - "${BASH_SOURCE[0]}" "$repo/offline/kind-node/k8s-images.sh" | sha256sum | cut -c1-10)"
 tag="distsum-e2e/node:$KUBERNETES_VERSION-$key"
 saved="$docker_cache/node-image/node-$KUBERNETES_VERSION-$key.tar"
 
@@ -49,7 +49,7 @@ if present "$tag"; then
   exit 0
 fi
 
-mapfile -t images < <("$repo/scripts/e2e/k8s-images.sh" "$base")
+mapfile -t images < <("$repo/offline/kind-node/k8s-images.sh" "$base")
 SECONDS=0
 node=""
 remove_node() { [[ -z $node ]] || docker rm -f "$node" >/dev/null 2>&1; }

@@ -7,7 +7,7 @@
 # No registry is reachable here, so the names come from `kubeadm config images list` (whatever prefix it
 # prints) and from kind's module (its containerd config's pause, its storage images). Images that exist
 # are kept: a warm run only lists them.
-#   usage: scripts/e2e/k8s-images.sh KIND_BASE_IMAGE   (kube-proxy needs its iptables and conntrack)
+#   usage: offline/kind-node/k8s-images.sh KIND_BASE_IMAGE   (kube-proxy needs its iptables and conntrack)
 set -euo pipefail
 me="k8s-images"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
@@ -16,7 +16,7 @@ source "$repo/scripts/docker/lib.sh"
 mkdir -p "$docker_cache"
 kind_base="${1:?usage: $0 KIND_BASE_IMAGE}"
 
-k8s_bin="$("$repo/scripts/e2e/k8s-binaries.sh" | tail -n 1)"
+k8s_bin="$("$repo/offline/kind-node/k8s-binaries.sh" | tail -n 1)"
 mapfile -t refs < <("$k8s_bin/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION")
 ((${#refs[@]} == 7)) || die "kubeadm listed ${#refs[@]} images, expected 7: ${refs[*]}"
 kind_dir="$(go_module_dir "sigs.k8s.io/kind@$KIND_VERSION")"
@@ -52,7 +52,7 @@ build() {
     # The kind base stops with systemd's signal; these are plain processes.
     echo "STOPSIGNAL SIGTERM"
     [[ -z $entrypoint ]] || echo "ENTRYPOINT [\"/usr/local/bin/$entrypoint\"]"
-    echo "LABEL org.opencontainers.image.description=\"$ref for the offline e2e cluster, made by scripts/e2e/k8s-images.sh\""
+    echo "LABEL org.opencontainers.image.description=\"$ref for the offline e2e cluster, made by offline/kind-node/k8s-images.sh\""
   } >"$ctx/Dockerfile"
   log "building $ref"
   docker build -t "$ref" "$ctx" >"$build_log" 2>&1 || die "docker build of $ref failed; see $build_log"

@@ -12,7 +12,7 @@
 set -euo pipefail
 me="base-image"
 # shellcheck source=scripts/docker/lib.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../scripts/docker/lib.sh"
 mkdir -p "$docker_cache"
 
 base="${BASE_IMAGE:-python:3.11-slim-bookworm}"

@@ -78,7 +78,7 @@ RUN find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.
 ENV container=docker
 STOPSIGNAL SIGRTMIN+3
 ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
-LABEL org.opencontainers.image.description="kind $KIND_VERSION base on Debian $SUITE, made by scripts/e2e/kind-base-image.sh"
+LABEL org.opencontainers.image.description="kind $KIND_VERSION base on Debian $SUITE, made by offline/kind-node/kind-base-image.sh"
 DOCKERFILE
 build_log="$docker_cache/kind-base/build.log"
 log "building $tag (log: $build_log)"

@@ -1,6 +1,6 @@
 // Command pause is the sandbox ("pause") container of the offline e2e cluster: PID 1 of every pod,
 // holding its namespaces. Like upstream's C pause program it sleeps until SIGINT or SIGTERM and reaps
-// the zombies it inherits. Built by scripts/go-tool.sh pause, packaged by scripts/e2e/k8s-images.sh.
+// the zombies it inherits. Built by scripts/go-tool.sh pause, packaged by offline/kind-node/k8s-images.sh.
 package main
 
 import (

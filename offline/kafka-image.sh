@@ -13,7 +13,7 @@ set -euo pipefail
 SUITE=bookworm
 PACKAGES=openjdk-17-jre-headless,ca-certificates
 me="kafka-image"
-repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
 mkdir -p "$docker_cache"
@@ -100,7 +100,7 @@ USER 10001:10001
 VOLUME /var/lib/kafka
 EXPOSE 9092
 ENTRYPOINT ["/usr/local/bin/kafka-kraft"]
-LABEL org.opencontainers.image.description="Apache Kafka $kafka_version, one KRaft node, made by scripts/e2e/kafka-image.sh"
+LABEL org.opencontainers.image.description="Apache Kafka $kafka_version, one KRaft node, made by offline/kafka-image.sh"
 DOCKERFILE
 log "building $tag"
 build_log="$docker_cache/kafka/build.log"
