@@ -1,6 +1,6 @@
 """CPU time of a service's process group, from /proc, the way `ps` and the ledger's own metrics read it.
 
-Every service the bench starts leads its own session (devstack's ManagedProcess), so its process group
+Every service the bench starts leads its own session (localstack's ManagedProcess), so its process group
 holds all of it: the sum service's one process with its threads, or the ledger's supervisor, consumer
 and gunicorn workers. utime + stime in /proc/<pid>/stat already include every thread.
 """

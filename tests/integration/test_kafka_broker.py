@@ -146,7 +146,7 @@ def test_make_run_refuses_a_port_in_use_naming_its_variable(tmp_path: Path) -> N
         env = {**os.environ, "DISTSUM_STATE_DIR": str(tmp_path), "LEDGER_HTTP_PORT": str(port)}
         started = time.monotonic()
         run = subprocess.run(
-            [sys.executable, "-m", "devstack.run"],
+            [sys.executable, "-m", "localstack.run"],
             env=env,
             capture_output=True,
             text=True,
