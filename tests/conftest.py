@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from localstack.kafka_broker import KafkaBroker, create_topic, ensure_kafka_libs
+from localstack.kafka_broker import KafkaBroker, ensure_kafka_libs
+from localstack.stack import Kafka, create_event_topics
 
 PARTITIONS = 4
 
@@ -32,14 +33,13 @@ class Topic:
     bootstrap: str
 
 
-def make_topic(bootstrap: str) -> Topic:
+def make_topic(kafka: Kafka) -> Topic:
     name = f"sums-{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap, name, PARTITIONS)
-    create_topic(bootstrap, f"{name}.dlq", 1)
-    return Topic(name, f"{name}.dlq", bootstrap)
+    create_event_topics(kafka, name, PARTITIONS)
+    return Topic(name, f"{name}.dlq", kafka.bootstrap)
 
 
 @pytest.fixture
 def topic(broker: KafkaBroker) -> Topic:
     """A fresh topic per test, so tests never see each other's events."""
-    return make_topic(broker.bootstrap)
+    return make_topic(broker)

@@ -31,7 +31,7 @@ def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
 def test_broker_outage_under_load(
     own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
-    topic: Topic = make_topic(own_broker.bootstrap)
+    topic: Topic = make_topic(own_broker)
     ledger = start_ledger(topic)
     service = start_sum_service(
         topic, SUM_PUBLISH_TIMEOUT_SECONDS="2", SUM_HEALTH_PROBE_INTERVAL_SECONDS="0.5"

@@ -156,7 +156,7 @@ def counted_before(
 def test_broker_data_wiped_while_the_ledger_was_stopped(
     own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
-    topic = make_topic(own_broker.bootstrap)
+    topic = make_topic(own_broker)
     ledger = start_ledger(topic, **LEDGER_ENV)
     acknowledged = add_many(start_sum_service(topic, name="sum-before"), BEFORE, 0)
     ledger.client.wait_count(BEFORE)
@@ -206,7 +206,7 @@ def test_topic_created_again_under_a_running_ledger(
 def test_broker_replaced_under_a_running_ledger(
     own_broker: KafkaBroker, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
-    topic = make_topic(own_broker.bootstrap)
+    topic = make_topic(own_broker)
     ledger, service, acknowledged = counted_before(topic, start_ledger, start_sum_service)
     stored = stored_offsets(ledger)
 

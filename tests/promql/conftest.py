@@ -73,7 +73,7 @@ def prometheus(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PrometheusServer]:
     work_dir = tmp_path_factory.mktemp("promql")
-    with running_stack(make_topic(broker.bootstrap), work_dir / "stack") as stack:
+    with running_stack(make_topic(broker), work_dir / "stack") as stack:
         port = free_port()
         targets = [*stack.targets, Target(port, "unrelated", DECOY_POD, "prometheus", "web")]
         with PrometheusServer(prometheus_bin, work_dir / "prometheus", port, targets, groups) as server:
