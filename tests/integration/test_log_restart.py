@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from distsum.clients.ledger import http_json
 from distsum.clients.waiting import wait_until
-from ledger_svc.store_file import STORE_FILE
+from ledger_svc.store.schema import STORE_FILE
 from localstack.kafka_broker import KafkaBroker, create_topic
 from localstack.stack import Ledger, SumService
 from tests.conftest import PARTITIONS, Topic, make_topic
