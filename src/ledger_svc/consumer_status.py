@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ledger_svc.durable_files import replace_atomically
+from ledger_svc.store.durable_files import replace_atomically
 
 CONSUMING = "consuming"
 

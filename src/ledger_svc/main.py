@@ -44,15 +44,15 @@ def main() -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(config.metrics_dir)}
 
     children = {
-        "consumer": _spawn([sys.executable, "-m", "ledger_svc.consumer_main"], env),
+        "consumer": _spawn([sys.executable, "-m", "ledger_svc.consume.main"], env),
         "web": _spawn(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
                 "--config",
-                "python:ledger_svc.gunicorn_conf",
-                "ledger_svc.wsgi:app",
+                "python:ledger_svc.web.gunicorn_conf",
+                "ledger_svc.web.wsgi:app",
             ],
             env,
         ),

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from distsum.clients.ledger import http_json
 from distsum.clients.waiting import wait_until
 from distsum.kafka import clients as kafka_clients
-from ledger_svc.store_file import STORE_FILE
+from ledger_svc.store.schema import STORE_FILE
 from localstack.kafka_broker import KafkaBroker, create_topic
 from localstack.stack import Ledger, SumService
 from tests.conftest import PARTITIONS, Topic, make_topic

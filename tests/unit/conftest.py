@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from ledger_svc.store import LedgerWriter
+from ledger_svc.store.writer import LedgerWriter
 
 # Deadlines make tests that touch SQLite or threads flaky on a loaded machine; the suite
 # stays fast through small example counts instead.

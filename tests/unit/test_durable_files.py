@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_svc.durable_files import fsync_path, replace_atomically
+from ledger_svc.store.durable_files import fsync_path, replace_atomically
 
 
 @pytest.mark.parametrize("durable", [True, False])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_svc.kafka_log import (
+from ledger_svc.domain.kafka_log import (
     RESTART_REASONS,
     Checkpoint,
     LogId,

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from distsum.domain import INT64_MAX, INT64_MIN, SumComputed
-from ledger_svc.ledger import Balance, Delivery, plan_batch
+from ledger_svc.domain.ledger import Balance, Delivery, plan_batch
 
 PRODUCED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 # A small pool, so batches repeat ids often.

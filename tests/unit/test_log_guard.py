@@ -11,12 +11,12 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from ledger_svc import metrics
 from ledger_svc.config import LedgerSettings
-from ledger_svc.kafka_clients import LogInspector, LogState
-from ledger_svc.kafka_log import Checkpoint, LogId
-from ledger_svc.log_guard import LogGuard
-from ledger_svc.store import LedgerWriter
+from ledger_svc.consume import metrics
+from ledger_svc.consume.kafka_clients import LogInspector, LogState
+from ledger_svc.consume.log_guard import LogGuard
+from ledger_svc.domain.kafka_log import Checkpoint, LogId
+from ledger_svc.store.writer import LedgerWriter
 
 TOPIC = "sums"
 LOG = LogId("cluster-a", "topic-1")
@@ -81,7 +81,7 @@ def test_a_partition_kafka_lists_no_offsets_for_waits_and_then_goes_on_from_its_
 
     kafka.offsets[1] = (INVALID, INVALID)
     kafka.offsets[2] = (0, INVALID)
-    with caplog.at_level(logging.INFO, logger="ledger_svc.log_guard"):
+    with caplog.at_level(logging.INFO, logger="ledger_svc.consume.log_guard"):
         assert guard_until_checked(guard, consumer) == set(), "no log started again"
     assert consumer.paused == {1, 2} and guard.unverified == {1, 2}
     assert "listed no offsets" in guard.problem
@@ -104,7 +104,7 @@ def test_an_invalid_offset_stored_by_an_earlier_version_becomes_the_log_start(
     writer.save_checkpoints(TOPIC, {1: Checkpoint(INVALID, LOG)})
     kafka.offsets[1] = (30, 200)
     guard.hold({0, 1, 2})  # as on assignment
-    with caplog.at_level(logging.INFO, logger="ledger_svc.log_guard"):
+    with caplog.at_level(logging.INFO, logger="ledger_svc.consume.log_guard"):
         assert guard_until_checked(guard, consumer) == set()
     assert writer.checkpoints(TOPIC)[1] == Checkpoint(30, LOG)
     assert consumer.sought[1] == 30

@@ -10,10 +10,10 @@ import schemathesis
 from flask.testing import FlaskClient
 from schemathesis.core.result import Ok
 
-from ledger_svc import web
+from ledger_svc.web import app as web_app
 from tests.unit.test_web import make_settings
 
-DOCUMENT = Path(web.__file__).with_name("openapi.json")
+DOCUMENT = Path(web_app.__file__).with_name("openapi.json")
 
 
 def document() -> dict[str, Any]:
@@ -22,7 +22,7 @@ def document() -> dict[str, Any]:
 
 
 def test_every_route_is_described_and_every_description_is_a_route(tmp_path: Path) -> None:
-    app = web.create_app(make_settings(tmp_path))
+    app = web_app.create_app(make_settings(tmp_path))
     routes = {
         (rule.rule, method.lower())
         for rule in app.url_map.iter_rules()
@@ -37,13 +37,17 @@ def test_every_route_is_described_and_every_description_is_a_route(tmp_path: Pat
 
 def test_the_entries_parameters_are_the_ones_the_app_accepts() -> None:
     operation = document()["paths"]["/v1/entries"]["get"]
-    assert tuple(p["name"] for p in operation["parameters"]) == web.ENTRIES_PARAMETERS
+    assert tuple(p["name"] for p in operation["parameters"]) == web_app.ENTRIES_PARAMETERS
     limit = next(p for p in operation["parameters"] if p["name"] == "limit")["schema"]
-    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, web.MAX_PAGE, web.DEFAULT_PAGE)
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (
+        1,
+        web_app.MAX_PAGE,
+        web_app.DEFAULT_PAGE,
+    )
 
 
 def test_the_document_is_served_and_loads_as_openapi_3_1(tmp_path: Path) -> None:
-    client: FlaskClient = web.create_app(make_settings(tmp_path)).test_client()
+    client: FlaskClient = web_app.create_app(make_settings(tmp_path)).test_client()
     response = client.get("/openapi.json")
     assert response.status_code == 200
     assert response.mimetype == "application/json"

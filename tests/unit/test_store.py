@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distsum.domain import INT64_MAX, INT64_MIN, SumComputed, add_int64
-from ledger_svc.ledger import Balance, Delivery, PoisonRecord
-from ledger_svc.store import LedgerWriter, StoreRefused
-from ledger_svc.store_file import STORE_FILE
-from ledger_svc.store_reader import LedgerReader
+from ledger_svc.domain.ledger import Balance, Delivery, PoisonRecord
+from ledger_svc.store.reader import LedgerReader
+from ledger_svc.store.schema import STORE_FILE
+from ledger_svc.store.writer import LedgerWriter, StoreRefused
 
 TOPIC = "sums"
 PRODUCED_AT = datetime(2025, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ledger_svc.kafka_log import Checkpoint, LogId
-from ledger_svc.ledger import PoisonRecord
-from ledger_svc.store import LedgerWriter
-from ledger_svc.store_file import STORE_FILE
-from ledger_svc.store_reader import LedgerReader
+from ledger_svc.domain.kafka_log import Checkpoint, LogId
+from ledger_svc.domain.ledger import PoisonRecord
+from ledger_svc.store.reader import LedgerReader
+from ledger_svc.store.schema import STORE_FILE
+from ledger_svc.store.writer import LedgerWriter
 from tests.unit.test_store import TOPIC, delivery, request_id
 
 LOG = LogId("cluster-a", "topic-1")

@@ -20,9 +20,9 @@ from distsum.domain import INT64_MAX, SumComputed
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consumer_status import ConsumerStatus
-from ledger_svc.ledger import Delivery, PoisonRecord
-from ledger_svc.store import LedgerWriter
-from ledger_svc.web import create_app
+from ledger_svc.domain.ledger import Delivery, PoisonRecord
+from ledger_svc.store.writer import LedgerWriter
+from ledger_svc.web.app import create_app
 
 PRODUCED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 OPERANDS = [(1, 2), (INT64_MAX, 0), (-5, 0), (10, 20), (INT64_MAX, 0)]

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger_svc.durable_files import fsync_path
+from ledger_svc.store.durable_files import fsync_path
 
 STORE_FILE = "ledger.db"
 SCHEMA_VERSION = "3"

@@ -12,17 +12,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ledger_svc import store_file
-from ledger_svc.kafka_log import Checkpoint, LogId
-from ledger_svc.ledger import Balance, BatchPlan, Delivery, PoisonRecord, plan_batch
-from ledger_svc.store_file import PARTIAL_STORE, SCHEMA_VERSION, STORE_FILE, connect
+from ledger_svc.domain.kafka_log import Checkpoint, LogId
+from ledger_svc.domain.ledger import Balance, BatchPlan, Delivery, PoisonRecord, ReadUpTo, plan_batch
+from ledger_svc.store import schema
+from ledger_svc.store.schema import PARTIAL_STORE, SCHEMA_VERSION, STORE_FILE, connect
 
 # Volume entries that say nothing about a previous ledger.
 _IGNORABLE_ON_EMPTY_VOLUME = {"lost+found"}
-
-# Where a batch leaves each (topic, partition) it read: the next offset, and the key of the record
-# just before it.
-ReadUpTo = dict[tuple[str, int], tuple[int, bytes]]
 
 
 class StoreRefused(RuntimeError):
@@ -55,7 +51,7 @@ class LedgerWriter:
                     "refusing to start a new ledger at zero over an old one. "
                     "Restore the store, or empty the volume to start over deliberately."
                 )
-            store_file.create(path)
+            schema.create(path)
         writer = cls(path)
         writer.migrate()
         writer.verify()
@@ -74,7 +70,7 @@ class LedgerWriter:
     def migrate(self) -> None:
         """Bring a store written by an earlier version to this schema, one version per transaction."""
         try:
-            while statements := store_file.migration_from(self._connection):
+            while statements := schema.migration_from(self._connection):
                 with self._transaction():
                     for statement in statements:
                         self._connection.execute(statement)
@@ -160,7 +156,7 @@ class LedgerWriter:
         try:
             with self._transaction():
                 plan = plan_batch(self.balance(), deliveries, self._applied_operands(deliveries))
-                applied_at = store_file.now()
+                applied_at = schema.now()
                 connection.executemany(
                     "INSERT INTO entries"
                     " (request_id, a, b, sum, produced_at, applied_at, topic, partition, kafka_offset)"
@@ -183,7 +179,7 @@ class LedgerWriter:
                 # Once per record of a log: a redelivered poison record is not counted again.
                 connection.executemany(
                     "INSERT OR IGNORE INTO dead_letters VALUES (?1, ?2, ?3, "
-                    + store_file.CHECKPOINT_LOG.format(topic="?1", partition="?2")
+                    + schema.CHECKPOINT_LOG.format(topic="?1", partition="?2")
                     + ", ?4, ?5)",
                     [(p.topic, p.partition, p.offset, p.reason, applied_at) for p in poison],
                 )

@@ -10,8 +10,8 @@ from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMet
 
 from distsum import settings
 from ledger_svc.config import LedgerSettings
-from ledger_svc.process_metrics import ProcessGroupCollector
-from ledger_svc.web import create_app
+from ledger_svc.web.app import create_app
+from ledger_svc.web.process_metrics import ProcessGroupCollector
 
 
 class LedgerPrometheusMetrics(GunicornInternalPrometheusMetrics):  # type: ignore[misc]

@@ -10,10 +10,10 @@ import threading
 from distsum import logs, settings, telemetry
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consumer import LedgerConsumer
+from ledger_svc.consume.kafka_clients import DeadLetterPublisher, KafkaConsumerFatal
+from ledger_svc.consume.loop import LedgerConsumer
 from ledger_svc.consumer_status import ConsumerStatus
-from ledger_svc.kafka_clients import DeadLetterPublisher, KafkaConsumerFatal
-from ledger_svc.store import LedgerWriter, StoreRefused, StoreUnwritable
+from ledger_svc.store.writer import LedgerWriter, StoreRefused, StoreUnwritable
 
 log = logging.getLogger(__name__)
 

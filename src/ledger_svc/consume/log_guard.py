@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from opentelemetry import trace
 
-from ledger_svc import metrics
 from ledger_svc.config import LedgerSettings
-from ledger_svc.kafka_clients import LogInspector, LogUnknown
-from ledger_svc.kafka_log import Checkpoint, LogId, Match, Verdict, judge
-from ledger_svc.store import LedgerWriter, StoreUnwritable
+from ledger_svc.consume import metrics
+from ledger_svc.consume.kafka_clients import LogInspector, LogUnknown
+from ledger_svc.domain.kafka_log import Checkpoint, LogId, Match, Verdict, judge
+from ledger_svc.store.writer import LedgerWriter, StoreUnwritable
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger_svc.ledger import Balance
-from ledger_svc.store_file import STORE_FILE, connect
+from ledger_svc.domain.ledger import Balance
+from ledger_svc.store.schema import STORE_FILE, connect
 
 
 @dataclass(frozen=True, slots=True)

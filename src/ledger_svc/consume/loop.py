@@ -30,21 +30,22 @@ from opentelemetry import trace
 from opentelemetry.trace import Link
 
 from distsum.settings import KafkaSettings
-from ledger_svc import consumer_status, metrics
-from ledger_svc.batch import Batch
+from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
-from ledger_svc.durable_files import replace_atomically
-from ledger_svc.kafka_clients import (
+from ledger_svc.consume import metrics
+from ledger_svc.consume.batch import Batch
+from ledger_svc.consume.kafka_clients import (
     DeadLetterFailed,
     DeadLetterPublisher,
     LogInspector,
     new_consumer,
     raise_if_fatal,
 )
-from ledger_svc.ledger import Balance
-from ledger_svc.log_guard import LogGuard
-from ledger_svc.store import LedgerWriter, StoreUnwritable
+from ledger_svc.consume.log_guard import LogGuard
+from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
+from ledger_svc.domain.ledger import Balance
+from ledger_svc.store.durable_files import replace_atomically
+from ledger_svc.store.writer import LedgerWriter, StoreUnwritable
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)

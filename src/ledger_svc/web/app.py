@@ -13,13 +13,13 @@ from werkzeug.exceptions import HTTPException
 
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.store_reader import LedgerReader
+from ledger_svc.store.reader import LedgerReader
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 ENTRIES_PARAMETERS = ("after", "limit")
 # The API's description, kept beside the code (tests/unit/test_openapi.py keeps the two in step).
-OPENAPI = resources.files("ledger_svc").joinpath("openapi.json").read_bytes()
+OPENAPI = resources.files("ledger_svc.web").joinpath("openapi.json").read_bytes()
 
 
 class BadQuery(ValueError):

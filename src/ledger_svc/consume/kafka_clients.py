@@ -30,7 +30,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from distsum.kafka.diagnostics import KafkaDiagnostics
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
-from ledger_svc.kafka_log import LogId, PartitionLog, offsets_problem
+from ledger_svc.domain.kafka_log import LogId, PartitionLog, offsets_problem
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,11 @@ class PoisonRecord:
     reason: str
 
 
+# Where a batch leaves each (topic, partition) it read: the next offset, and the key of the record
+# just before it.
+ReadUpTo = dict[tuple[str, int], tuple[int, bytes]]
+
+
 @dataclass(slots=True)
 class BatchPlan:
     balance: Balance

@@ -12,9 +12,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from distsum import event_codec, telemetry
-from ledger_svc import metrics
-from ledger_svc.ledger import BatchPlan, Delivery, PoisonRecord
-from ledger_svc.store import ReadUpTo
+from ledger_svc.consume import metrics
+from ledger_svc.domain.ledger import BatchPlan, Delivery, PoisonRecord, ReadUpTo
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
