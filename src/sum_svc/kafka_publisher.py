@@ -219,13 +219,4 @@ class KafkaPublisher:
         with self._lock:
             old, self._producer = self._producer, Producer(self._config)
             self._replace_because = ""
-        try:
-            old.purge()
-        except KafkaException as exc:
-            # Its events then fail by message.timeout.ms instead; the flush below still serves them.
-            log.error("could not purge the replaced kafka producer", extra={"error": str(exc)})
-        # Serve the purged events' delivery reports, which may arrive after purge() returns: an event
-        # left unreported would keep its request id pending, and every retry waiting on it, forever.
-        unreported = old.flush(5)
-        if unreported:
-            log.error("events of the replaced producer left unreported", extra={"unreported": unreported})
+        kafka_clients.retire_producer(old, log, 5)

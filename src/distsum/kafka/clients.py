@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from distsum.kafka.diagnostics import KafkaDiagnostics
@@ -51,3 +51,22 @@ def admin(
     bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
 ) -> AdminClient:
     return AdminClient(client_config(bootstrap_servers, logger, settings))
+
+
+def retire_producer(old: Producer, logger: logging.Logger, flush_timeout: float) -> int:
+    """Take a replaced producer out of service; returns how many events were left unreported.
+
+    A producer is replaced when Kafka came back as another cluster (its data lost): librdkafka keeps the
+    old cluster's partition leader epochs and ignores the new cluster's leaders as outdated, so the old
+    client would never find a leader again; or after a fatal error. What it still holds fails now (purged;
+    those callers are told and retry with the same request id), and its delivery reports are served, since
+    they may arrive after purge() returns and an unreported event would stay pending forever."""
+    try:
+        old.purge()
+    except KafkaException as exc:
+        # Its events then fail by message.timeout.ms instead; the flush below still serves them.
+        logger.error("could not purge the replaced kafka producer", extra={"error": str(exc)})
+    unreported = old.flush(flush_timeout)
+    if unreported:
+        logger.error("events of the replaced producer left unreported", extra={"unreported": unreported})
+    return int(unreported)

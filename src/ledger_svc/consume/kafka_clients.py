@@ -22,12 +22,11 @@ from confluent_kafka import (
     TopicPartition,
     Uuid,
 )
-from confluent_kafka.admin import AdminClient
 
 # Where the class lives: confluent_kafka.admin re-exports it without listing it in __all__.
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
-from distsum.kafka.diagnostics import KafkaDiagnostics
+from distsum.kafka import clients as kafka_clients
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
 from ledger_svc.domain.kafka_log import LogId, PartitionLog, offsets_problem
@@ -38,9 +37,10 @@ _REQUEST_TIMEOUT = 5.0
 
 
 def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
-    return Consumer(
+    return kafka_clients.consumer(
+        kafka.bootstrap_servers,
+        log,
         {
-            "bootstrap.servers": kafka.bootstrap_servers,
             "group.id": config.group_id,
             # Static membership: a restarted ledger gets its partitions back at once, without waiting
             # out the session timeout of its previous incarnation.
@@ -52,9 +52,7 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-            "reconnect.backoff.max.ms": 1000,
-            **KafkaDiagnostics(log).config(),
-        }
+        },
     )
 
 
@@ -113,17 +111,18 @@ class LogInspector:
 
     def __init__(self, config: LedgerSettings, kafka: KafkaSettings):
         self._topic = kafka.topic
-        client_log = KafkaDiagnostics(log).config()
-        self._admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, **client_log})
-        self._probe_config = {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            # Never joins the group (assign only) nor commits: the id only satisfies the client.
-            "group.id": f"{config.group_id}-log-probe",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "error",
-            "isolation.level": "read_committed",
-            **client_log,
-        }
+        self._admin = kafka_clients.admin(kafka.bootstrap_servers, log)
+        self._probe_config = kafka_clients.client_config(
+            kafka.bootstrap_servers,
+            log,
+            {
+                # Never joins the group (assign only) nor commits: the id only satisfies the client.
+                "group.id": f"{config.group_id}-log-probe",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "error",
+                "isolation.level": "read_committed",
+            },
+        )
 
     def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
         """The log of each partition, with the key of the record at keys_at[partition] where asked."""
@@ -192,21 +191,16 @@ class DeadLetterFailed(RuntimeError):
 class DeadLetterPublisher:
     def __init__(self, bootstrap_servers: str, topic: str):
         self.topic = topic
-        self._config = {
-            "bootstrap.servers": bootstrap_servers,
-            "client.id": "ledger-dead-letters",
-            "enable.idempotence": True,
-            "acks": "all",
-            "message.timeout.ms": 30_000,
-            **KafkaDiagnostics(log).config(),
-        }
+        self._config = kafka_clients.producer_config(
+            bootstrap_servers, log, {"client.id": "ledger-dead-letters", "message.timeout.ms": 30_000}
+        )
         self._producer = Producer(self._config)
 
     def reconnect(self) -> None:
-        """A new producer, for a Kafka cluster that came back without its data: librdkafka would ignore
-        the new cluster's partition leaders as outdated. Nothing is pending between sends."""
-        self._producer.flush(0)
-        self._producer = Producer(self._config)
+        """A new producer, for a Kafka cluster that came back without its data. Nothing is pending
+        between sends, so the old one has nothing to wait for."""
+        old, self._producer = self._producer, Producer(self._config)
+        kafka_clients.retire_producer(old, log, 0)
 
     def send(self, poison: list[tuple[Message, str]], timeout: float) -> None:
         """Publish every record and wait for all acknowledgements; raise if any is missing."""
