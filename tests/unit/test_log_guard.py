@@ -13,9 +13,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
-from ledger_svc.consume.kafka_clients import LogInspector, LogState
 from ledger_svc.consume.log_guard import LogGuard
-from ledger_svc.domain.kafka_log import Checkpoint, LogId
+from ledger_svc.domain.kafka_log import Checkpoint, LogId, LogState
 from ledger_svc.store.writer import LedgerWriter
 
 TOPIC = "sums"
@@ -23,10 +22,10 @@ LOG = LogId("cluster-a", "topic-1")
 INVALID = -1001  # what librdkafka lists for a partition while its leader moves
 
 
-class ListedOffsets(LogInspector):
+class ListedOffsets:
     """Kafka's answers, one (start, end) per partition, as the inspector would list them."""
 
-    def __init__(self, offsets: dict[int, tuple[int, int]]):  # no admin client: nothing is asked
+    def __init__(self, offsets: dict[int, tuple[int, int]]):
         self.offsets = offsets
 
     def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:

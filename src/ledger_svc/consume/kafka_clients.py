@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from confluent_kafka import (
@@ -29,7 +28,8 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from distsum.kafka import clients as kafka_clients
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
-from ledger_svc.domain.kafka_log import LogId, PartitionLog, offsets_problem
+from ledger_svc.consume.ports import DeadLetterFailed, LogUnknown
+from ledger_svc.domain.kafka_log import LogId, LogState, offsets_problem
 
 log = logging.getLogger(__name__)
 
@@ -56,57 +56,7 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
     )
 
 
-class KafkaConsumerFatal(RuntimeError):
-    """librdkafka reported a fatal error: this consumer will never consume again, though it still
-    looks subscribed with its partitions, so nothing inside the process notices.
-
-    The process exits rather than replacing the consumer as the rejoin watchdog does. A consumer
-    fails fatally when fenced: another member joined with its group.instance.id. A replacement
-    with that id would fence the other member in turn, and two ledgers would take the partitions from
-    each other for as long as both run, each counting into its own store. Exiting lets the supervisor
-    decide: Kubernetes restarts the pod with a growing back-off and counts the restarts, which shows a
-    duplicate that keeps fencing, while an old incarnation (a pod cut off from the cluster while its
-    successor started) just goes away. Nothing is lost: the store holds the offsets to resume from.
-    """
-
-
-def raise_if_fatal(error: KafkaError) -> None:
-    # librdkafka reports the fatal error once, as a message with code _FATAL and the cause in its text.
-    if error.code() == KafkaError._FATAL:
-        raise KafkaConsumerFatal(error.str())
-
-
-class LogUnknown(RuntimeError):
-    """Kafka could not say which log it serves (unreachable, or the topic does not exist)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogState:
-    """The topic's ids (None where the broker reports no topic id), the log of each asked partition
-    whose offsets Kafka listed, and why the others have none."""
-
-    log_id: LogId | None
-    partitions: dict[int, PartitionLog]
-    unknown: dict[int, str] = field(default_factory=dict)
-
-    @classmethod
-    def listed(
-        cls,
-        log_id: LogId | None,
-        offsets: Mapping[int, tuple[int, int]],
-        keys: Mapping[int, bytes] | None = None,
-    ) -> LogState:
-        """From the (start, end) offsets Kafka listed per partition, and the keys read before checkpoints."""
-        unknown = {p: why for p, (start, end) in offsets.items() if (why := offsets_problem(start, end))}
-        logs = {
-            p: PartitionLog(start, end, (keys or {}).get(p))
-            for p, (start, end) in offsets.items()
-            if p not in unknown
-        }
-        return cls(log_id, logs, unknown)
-
-
-class LogInspector:
+class KafkaLogInspector:
     """Asks Kafka which log it serves: a few admin requests, and one fetch per record key asked for."""
 
     def __init__(self, config: LedgerSettings, kafka: KafkaSettings):
@@ -182,10 +132,6 @@ class LogInspector:
         finally:
             probe.close()
         return keys
-
-
-class DeadLetterFailed(RuntimeError):
-    pass
 
 
 class DeadLetterPublisher:

@@ -8,12 +8,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from opentelemetry import trace
 
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
-from ledger_svc.consume.kafka_clients import LogInspector, LogUnknown
+from ledger_svc.consume.ports import KafkaConsumer, LogInspector, LogUnknown
 from ledger_svc.domain.kafka_log import Checkpoint, LogId, Match, Verdict, judge
 from ledger_svc.store.writer import LedgerWriter, StoreUnwritable
 
@@ -50,7 +50,7 @@ class LogGuard:
         """The partitions were revoked, or the consumer is replaced."""
         self.unverified = set()
 
-    def guard(self, consumer: Consumer, assigned: list[int]) -> set[int]:
+    def guard(self, consumer: KafkaConsumer, assigned: list[int]) -> set[int]:
         """When due, check the assigned partitions' logs: pause what cannot be checked, seek and resume
         what was held, and return the partitions whose log started again (for the caller to read
         through a new consumer)."""
@@ -89,7 +89,7 @@ class LogGuard:
         self.problem = self.problem if unsettled else ""
         return set()
 
-    def _hold(self, consumer: Consumer, partitions: set[int], problem: str) -> None:
+    def _hold(self, consumer: KafkaConsumer, partitions: set[int], problem: str) -> None:
         """Pause partitions until the next try; once resumed, they go on from their checkpoints."""
         if problem != self.problem:
             log.warning(

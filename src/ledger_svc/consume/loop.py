@@ -15,7 +15,7 @@ partitions for LEDGER_REJOIN_AFTER_SECONDS is replaced: a static member may neve
 coordinator restarted (librdkafka #3437).
 
 A fatal consumer error ends the loop with KafkaConsumerFatal instead, and the process exits (see
-kafka_clients): the case librdkafka documents is another member with the same group.instance.id
+ports): the case librdkafka documents is another member with the same group.instance.id
 fencing this one.
 """
 
@@ -24,24 +24,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from distsum.settings import KafkaSettings
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
 from ledger_svc.consume.batch import Batch
-from ledger_svc.consume.kafka_clients import (
+from ledger_svc.consume.log_guard import LogGuard
+from ledger_svc.consume.ports import (
     DeadLetterFailed,
-    DeadLetterPublisher,
+    DeadLetterSink,
+    KafkaConsumer,
     LogInspector,
-    new_consumer,
     raise_if_fatal,
 )
-from ledger_svc.consume.log_guard import LogGuard
 from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
 from ledger_svc.domain.ledger import Balance
 from ledger_svc.store.durable_files import replace_atomically
@@ -57,17 +57,20 @@ class LedgerConsumer:
     def __init__(
         self,
         config: LedgerSettings,
-        kafka: KafkaSettings,
+        topic: str,
         writer: LedgerWriter,
-        dead_letters: DeadLetterPublisher,
+        *,
+        new_consumer: Callable[[], KafkaConsumer],
+        inspector: LogInspector,
+        dead_letters: DeadLetterSink,
     ):
         self._config = config
-        self._kafka = kafka
-        self._topic = kafka.topic
+        self._topic = topic
         self._writer = writer
         self._dead_letters = dead_letters
-        self._consumer = new_consumer(config, kafka)
-        self._guard = LogGuard(config, self._topic, writer, LogInspector(config, kafka))
+        self._new_consumer = new_consumer
+        self._consumer = new_consumer()
+        self._guard = LogGuard(config, topic, writer, inspector)
         self._assigned: set[int] = set()
         self._unassigned_since: float | None = None  # monotonic; None while partitions are assigned
         self._pending: Batch | None = None
@@ -224,7 +227,7 @@ class LedgerConsumer:
         ):
             self._replace_consumer()
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         checkpoints = self._writer.checkpoints(self._topic)
         for tp in partitions:
             checkpoint = checkpoints.get(tp.partition)
@@ -242,7 +245,7 @@ class LedgerConsumer:
         log.info("partitions assigned", extra={"resume_at": {tp.partition: tp.offset for tp in partitions}})
         self._set_status(CONSUMING if self._pending is None else self._status.state)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         # An unfinished batch is dropped: the next assignment seeks back to the store's offsets.
         if self._pending is not None and not self._pending.committed:
             self._pending.end_spans()
@@ -272,7 +275,7 @@ class LedgerConsumer:
 
     def _replace_consumer(self) -> None:
         self._consumer.close()
-        self._consumer = new_consumer(self._config, self._kafka)
+        self._consumer = self._new_consumer()
         # close() revokes through the callback only where the group still knew this member.
         self._assigned = set()
         self._guard.forget()

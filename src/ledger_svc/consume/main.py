@@ -10,8 +10,9 @@ import threading
 from distsum import logs, settings, telemetry
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consume.kafka_clients import DeadLetterPublisher, KafkaConsumerFatal
+from ledger_svc.consume.kafka_clients import DeadLetterPublisher, KafkaLogInspector, new_consumer
 from ledger_svc.consume.loop import LedgerConsumer
+from ledger_svc.consume.ports import KafkaConsumerFatal
 from ledger_svc.consumer_status import ConsumerStatus
 from ledger_svc.store.writer import LedgerWriter, StoreRefused, StoreUnwritable
 
@@ -51,7 +52,14 @@ def main() -> None:
         return
     try:
         dead_letters = DeadLetterPublisher(kafka.bootstrap_servers, config.dead_letters_for(kafka.topic))
-        LedgerConsumer(config, kafka, writer, dead_letters).run(stop)
+        LedgerConsumer(
+            config,
+            kafka.topic,
+            writer,
+            new_consumer=lambda: new_consumer(config, kafka),
+            inspector=KafkaLogInspector(config, kafka),
+            dead_letters=dead_letters,
+        ).run(stop)
     except KafkaConsumerFatal as exc:
         log.critical(
             "kafka consumer failed fatally; exiting so that the ledger restarts",

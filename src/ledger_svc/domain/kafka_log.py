@@ -12,7 +12,8 @@ whatever was applied already is skipped, so doing it needlessly costs time but n
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,32 @@ def offsets_problem(start: int, end: int) -> str | None:
     if start > end:
         return "Kafka listed a start offset beyond the end offset"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """The topic's ids (None where the broker reports no topic id), the log of each asked partition
+    whose offsets Kafka listed, and why the others have none."""
+
+    log_id: LogId | None
+    partitions: dict[int, PartitionLog]
+    unknown: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def listed(
+        cls,
+        log_id: LogId | None,
+        offsets: Mapping[int, tuple[int, int]],
+        keys: Mapping[int, bytes] | None = None,
+    ) -> LogState:
+        """From the (start, end) offsets Kafka listed per partition, and the keys read before checkpoints."""
+        unknown = {p: why for p, (start, end) in offsets.items() if (why := offsets_problem(start, end))}
+        logs = {
+            p: PartitionLog(start, end, (keys or {}).get(p))
+            for p, (start, end) in offsets.items()
+            if p not in unknown
+        }
+        return cls(log_id, logs, unknown)
 
 
 # Why a partition's log is read again from its start: the reasons judge gives for Match.NEW, and

@@ -1,0 +1,93 @@
+"""What the consumer loop and the log guard need from Kafka, as Protocols, and the errors that cross
+them: kafka_clients implements them over confluent-kafka, the unit tests with fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal, Protocol
+
+from confluent_kafka import KafkaError, Message, TopicPartition
+
+from ledger_svc.domain.kafka_log import LogState
+
+
+class KafkaConsumer(Protocol):
+    """The calls the loop and the guard make on a confluent-kafka Consumer, which implements this as is."""
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback,
+        on_revoke: RebalanceCallback,
+        on_lost: RebalanceCallback,
+    ) -> None: ...
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
+
+    def poll(self, timeout: float) -> Message | None: ...
+
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def unassign(self) -> None: ...
+
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+
+    def seek(self, partition: TopicPartition) -> None: ...
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[True]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# Run by the consumer inside consume or poll, with itself and the partitions assigned, revoked or lost.
+RebalanceCallback = Callable[[KafkaConsumer, list[TopicPartition]], None]
+
+
+class LogInspector(Protocol):
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
+        """The log of each partition, with the key of the record at keys_at[partition] where asked.
+        Raises LogUnknown where Kafka cannot say."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    def send(self, poison: list[tuple[Message, str]], timeout: float) -> None:
+        """Publish every record and wait for all acknowledgements; raise DeadLetterFailed if any is
+        missing."""
+        ...
+
+    def reconnect(self) -> None:
+        """Start over with new clients, for a Kafka cluster that came back without its data."""
+        ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+class LogUnknown(RuntimeError):
+    """Kafka could not say which log it serves (unreachable, or the topic does not exist)."""
+
+
+class DeadLetterFailed(RuntimeError):
+    pass
+
+
+class KafkaConsumerFatal(RuntimeError):
+    """librdkafka reported a fatal error: this consumer will never consume again, though it still
+    looks subscribed with its partitions, so nothing inside the process notices.
+
+    The process exits rather than replacing the consumer as the rejoin watchdog does. A consumer
+    fails fatally when fenced: another member joined with its group.instance.id. A replacement
+    with that id would fence the other member in turn, and two ledgers would take the partitions from
+    each other for as long as both run, each counting into its own store. Exiting lets the supervisor
+    decide: Kubernetes restarts the pod with a growing back-off and counts the restarts, which shows a
+    duplicate that keeps fencing, while an old incarnation (a pod cut off from the cluster while its
+    successor started) just goes away. Nothing is lost: the store holds the offsets to resume from.
+    """
+
+
+def raise_if_fatal(error: KafkaError) -> None:
+    # librdkafka reports the fatal error once, as a message with code _FATAL and the cause in its text.
+    if error.code() == KafkaError._FATAL:
+        raise KafkaConsumerFatal(error.str())

@@ -1,0 +1,247 @@
+"""The consumer loop against a real store, with Kafka faked: a consumer that serves an in-memory log
+and honours assign, seek, pause and resume, an inspector that describes that log, and a dead-letter
+sink that records what it is sent."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Message, TopicPartition
+
+from distsum import event_codec
+from distsum.domain import SumComputed
+from ledger_svc.config import LedgerSettings
+from ledger_svc.consume import metrics
+from ledger_svc.consume.loop import LedgerConsumer
+from ledger_svc.consume.ports import DeadLetterFailed, RebalanceCallback
+from ledger_svc.domain.kafka_log import LogId, LogState
+from ledger_svc.store.reader import LedgerReader
+from ledger_svc.store.writer import LedgerWriter
+
+TOPIC = "sums"
+LOG = LogId("cluster-a", "topic-1")
+PRODUCED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def event(n: int) -> Message:
+    request_id = f"00000000-0000-4000-8000-{n:012d}"
+    value = event_codec.encode(SumComputed(request_id, n, 1, n + 1, PRODUCED_AT))
+    return Message(topic=TOPIC, key=request_id.encode(), value=value)
+
+
+class FakeKafka:
+    """One topic's partitions as lists of records; every consumer made from it serves them."""
+
+    def __init__(self, partitions: int) -> None:
+        self.records: dict[int, list[Message]] = {p: [] for p in range(partitions)}
+        self.delivered: list[tuple[int, int]] = []  # (partition, offset), in delivery order
+        self.committed: dict[int, int] = {}  # the offsets mirrored to Kafka
+
+    def append(self, partition: int, message: Message) -> None:
+        offset = len(self.records[partition])
+        self.records[partition].append(
+            Message(topic=TOPIC, partition=partition, offset=offset, key=message.key(), value=message.value())
+        )
+
+
+class FakeConsumer:
+    """Assigns every partition at the first consume, and sets stop once nothing is left to read."""
+
+    def __init__(self, kafka: FakeKafka, stop: threading.Event) -> None:
+        self._kafka = kafka
+        self._stop = stop
+        self._on_assign: RebalanceCallback | None = None
+        self.position: dict[int, int] = {}
+        self.paused: set[int] = set()
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback,
+        on_revoke: RebalanceCallback,
+        on_lost: RebalanceCallback,
+    ) -> None:
+        self._on_assign = on_assign
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        if self._on_assign is not None:
+            assign, self._on_assign = self._on_assign, None
+            assign(self, [TopicPartition(TOPIC, p) for p in self._kafka.records])
+            return []
+        batch: list[Message] = []
+        for partition, offset in sorted(self.position.items()):
+            if partition in self.paused:
+                continue
+            records = self._kafka.records[partition][offset : offset + num_messages - len(batch)]
+            batch.extend(records)
+            self.position[partition] = offset + len(records)
+        self._kafka.delivered.extend((m.partition() or 0, m.offset() or 0) for m in batch)
+        if not batch and not self.paused:
+            self._stop.set()
+        return batch
+
+    def poll(self, timeout: float) -> Message | None:
+        return None
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.position = {tp.partition: max(tp.offset, 0) for tp in partitions}  # negative: the start
+
+    def unassign(self) -> None:
+        self.position = {}
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused |= {tp.partition for tp in partitions}
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused -= {tp.partition for tp in partitions}
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.position[partition.partition] = max(partition.offset, 0)
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self._kafka.committed.update({tp.partition: tp.offset for tp in offsets})
+
+    def close(self) -> None:
+        pass
+
+
+class FakeInspector:
+    """Describes the fake log as Kafka would: its ids, offsets and the keys asked for."""
+
+    def __init__(self, kafka: FakeKafka) -> None:
+        self._kafka = kafka
+
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
+        records = self._kafka.records
+        keys = {p: records[p][o].key() or b"" for p, o in keys_at.items() if o < len(records[p])}
+        return LogState.listed(LOG, {p: (0, len(records[p])) for p in partitions}, keys)
+
+
+class FakeDeadLetters:
+    """Records what it is sent; fails the first `failures` sends."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[tuple[Message, str]] = []
+        self.failures = failures
+
+    def send(self, poison: list[tuple[Message, str]], timeout: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise DeadLetterFailed("the dead-letter topic did not acknowledge")
+        self.sent.extend(poison)
+
+    def reconnect(self) -> None:
+        pass
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+@pytest.fixture
+def config(tmp_path: Path, data_dir: Path) -> LedgerSettings:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    return LedgerSettings(data_dir=data_dir, run_dir=run_dir, retry_interval_seconds=0.01)
+
+
+def run_ledger(
+    config: LedgerSettings,
+    writer: LedgerWriter,
+    kafka: FakeKafka,
+    dead_letters: FakeDeadLetters | None = None,
+) -> None:
+    """Run the loop until it has read everything Kafka holds."""
+    stop = threading.Event()
+    consumer = LedgerConsumer(
+        config,
+        TOPIC,
+        writer,
+        new_consumer=lambda: FakeConsumer(kafka, stop),
+        inspector=FakeInspector(kafka),
+        dead_letters=dead_letters or FakeDeadLetters(),
+    )
+    consumer.run(stop)
+
+
+def poison_messages() -> float:
+    return sum(
+        sample.value
+        for family in metrics.POISON_MESSAGES.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def test_every_event_is_applied_once_and_the_checkpoints_are_where_the_loop_read_up_to(
+    config: LedgerSettings, writer: LedgerWriter
+) -> None:
+    kafka = FakeKafka(partitions=2)
+    for n in range(5):
+        kafka.append(n % 2, event(n))
+
+    run_ledger(config, writer, kafka)
+
+    balance = writer.balance()
+    assert (balance.total, balance.count) == (sum(n + 1 for n in range(5)), 5)
+    assert config.total_file.read_text() == f"{balance.total}\n"
+    checkpoints = writer.checkpoints(TOPIC)
+    for partition, records in kafka.records.items():
+        assert checkpoints[partition].next_offset == len(records)
+        assert checkpoints[partition].last_key == records[-1].key()
+        assert checkpoints[partition].log == LOG
+    assert kafka.committed == {p: len(records) for p, records in kafka.records.items()}
+
+
+def test_a_restarted_ledger_resumes_at_its_checkpoints_and_reads_nothing_twice(
+    config: LedgerSettings, writer: LedgerWriter
+) -> None:
+    kafka = FakeKafka(partitions=1)
+    for n in range(3):
+        kafka.append(0, event(n))
+    run_ledger(config, writer, kafka)
+    for n in range(3, 5):
+        kafka.append(0, event(n))
+    kafka.delivered.clear()
+
+    run_ledger(config, writer, kafka)
+
+    assert kafka.delivered == [(0, 3), (0, 4)]
+    assert writer.balance().count == 5
+
+
+def test_events_delivered_again_are_not_counted_twice(config: LedgerSettings, writer: LedgerWriter) -> None:
+    kafka = FakeKafka(partitions=1)
+    for n in (0, 1, 2, 1, 2):  # the producer sent 1 and 2 again
+        kafka.append(0, event(n))
+    run_ledger(config, writer, kafka)
+    kafka.append(0, event(0))
+
+    run_ledger(config, writer, kafka)
+
+    balance = writer.balance()
+    assert (balance.total, balance.count) == (1 + 2 + 3, 3)
+    assert writer.checkpoints(TOPIC)[0].next_offset == 6
+
+
+def test_a_poison_record_goes_to_the_dead_letter_sink_and_is_counted_once(
+    config: LedgerSettings, writer: LedgerWriter, data_dir: Path
+) -> None:
+    kafka = FakeKafka(partitions=1)
+    kafka.append(0, event(0))
+    kafka.append(0, Message(key=b"garbage", value=b"\xff not a protobuf"))
+    kafka.append(0, event(2))
+    dead_letters = FakeDeadLetters(failures=1)  # the first send fails: the batch is retried
+    poisoned_before = poison_messages()
+
+    run_ledger(config, writer, kafka, dead_letters)
+
+    assert [(m.partition(), m.offset()) for m, _ in dead_letters.sent] == [(0, 1)]
+    assert "protobuf" in dead_letters.sent[0][1]
+    assert poison_messages() - poisoned_before == 1
+    snapshot = LedgerReader(data_dir).snapshot()
+    assert (snapshot.balance.total, snapshot.balance.count, snapshot.dead_letters) == (1 + 3, 2, 1)
+    assert writer.checkpoints(TOPIC)[0].next_offset == 3
