@@ -18,12 +18,12 @@ from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
 from ledger_svc.consume.loop import LedgerConsumer
 from ledger_svc.consume.ports import DeadLetterFailed, RebalanceCallback
-from ledger_svc.domain.kafka_log import LogId, LogState
+from ledger_svc.domain.incarnation import Incarnation, IncarnationState
 from ledger_svc.store.reader import LedgerReader
 from ledger_svc.store.writer import LedgerWriter
 
 TOPIC = "sums"
-LOG = LogId("cluster-a", "topic-1")
+LOG = Incarnation("cluster-a", "topic-1")
 PRODUCED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -115,10 +115,10 @@ class FakeInspector:
     def __init__(self, kafka: FakeKafka) -> None:
         self._kafka = kafka
 
-    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> IncarnationState:
         records = self._kafka.records
         keys = {p: records[p][o].key() or b"" for p, o in keys_at.items() if o < len(records[p])}
-        return LogState.listed(LOG, {p: (0, len(records[p])) for p in partitions}, keys)
+        return IncarnationState.listed(LOG, {p: (0, len(records[p])) for p in partitions}, keys)
 
 
 class FakeDeadLetters:
@@ -192,7 +192,7 @@ def test_every_event_is_applied_once_and_the_checkpoints_are_where_the_loop_read
     for partition, records in kafka.records.items():
         assert checkpoints[partition].next_offset == len(records)
         assert checkpoints[partition].last_key == records[-1].key()
-        assert checkpoints[partition].log == LOG
+        assert checkpoints[partition].incarnation == LOG
     assert kafka.committed == {p: len(records) for p, records in kafka.records.items()}
 
 

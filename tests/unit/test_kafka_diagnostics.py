@@ -34,23 +34,23 @@ def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int]]:
 def test_repeats_within_the_interval_are_counted_not_logged(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    kafka_log = client_log(clock)
+    diagnostics = client_log(clock)
     with caplog.at_level(logging.WARNING, "test.kafka"):
         for _ in range(500):
-            kafka_log.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
+            diagnostics.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
             clock.now += 0.05
         clock.now += 60
-        kafka_log.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
+        diagnostics.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
 
     assert records(caplog) == [("_TRANSPORT", 0), ("_TRANSPORT", 499)]
 
 
 def test_each_kind_of_error_is_logged_on_its_own(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    kafka_log = client_log(clock)
+    diagnostics = client_log(clock)
     with caplog.at_level(logging.WARNING, "test.kafka"):
-        kafka_log.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
-        kafka_log.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
-        kafka_log.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
+        diagnostics.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
+        diagnostics.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+        diagnostics.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
 
     assert records(caplog) == [("_TRANSPORT", 0), ("_ALL_BROKERS_DOWN", 0)]
     assert caplog.records[1].__dict__["detail"] == "1/1 brokers are down"
@@ -65,9 +65,9 @@ def test_fatal_errors_are_logged_as_errors(clock: Clock, caplog: pytest.LogCaptu
 
 def test_librdkafka_itself_is_quiet_unless_debugging(clock: Clock) -> None:
     logger = logging.getLogger("test.kafka.level")
-    kafka_log = KafkaDiagnostics(logger, 60.0, clock)
+    diagnostics = KafkaDiagnostics(logger, 60.0, clock)
     logger.setLevel(logging.INFO)
-    assert kafka_log.config()["log_level"] == 2
+    assert diagnostics.config()["log_level"] == 2
     logger.setLevel(logging.DEBUG)
-    assert kafka_log.config()["log_level"] == 7
-    assert kafka_log.config()["error_cb"] == kafka_log.on_error
+    assert diagnostics.config()["log_level"] == 7
+    assert diagnostics.config()["error_cb"] == diagnostics.on_error

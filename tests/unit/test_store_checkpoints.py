@@ -5,14 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ledger_svc.domain.kafka_log import Checkpoint, LogId
+from ledger_svc.domain.incarnation import Checkpoint, Incarnation
 from ledger_svc.domain.ledger import PoisonRecord
 from ledger_svc.store.reader import LedgerReader
 from ledger_svc.store.schema import STORE_FILE
 from ledger_svc.store.writer import LedgerWriter
 from tests.unit.test_store import TOPIC, delivery, request_id
 
-LOG = LogId("cluster-a", "topic-1")
+LOG = Incarnation("cluster-a", "topic-1")
 
 
 def test_a_batch_advances_the_checkpoint_and_keeps_its_log(writer: LedgerWriter) -> None:
@@ -26,7 +26,7 @@ def test_a_batch_advances_the_checkpoint_and_keeps_its_log(writer: LedgerWriter)
 
 def test_a_log_starting_again_replaces_the_checkpoint_whole(writer: LedgerWriter) -> None:
     writer.commit_batch([], [], {(TOPIC, 0): (55, b"k")})
-    new_log = LogId("cluster-b", "topic-9")
+    new_log = Incarnation("cluster-b", "topic-9")
     writer.save_checkpoints(TOPIC, {0: Checkpoint(0, new_log)})
     assert writer.checkpoints(TOPIC) == {0: Checkpoint(0, new_log, None)}
 
@@ -94,7 +94,7 @@ def test_a_poison_record_is_counted_once_per_log(writer: LedgerWriter, data_dir:
     writer.save_checkpoints(TOPIC, {0: Checkpoint(0, LOG)})
     writer.commit_batch([], poison, {(TOPIC, 0): (4, b"k")})
     writer.commit_batch([], poison, {(TOPIC, 0): (4, b"k")})  # the same record, redelivered
-    new_log = LogId("cluster-b", "topic-9")
+    new_log = Incarnation("cluster-b", "topic-9")
     writer.save_checkpoints(TOPIC, {0: Checkpoint(0, new_log)})  # the log started again
     writer.commit_batch([], poison, {(TOPIC, 0): (4, b"k")})  # another record at the same offset
     assert LedgerReader(data_dir).snapshot().dead_letters == 2

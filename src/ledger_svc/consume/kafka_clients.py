@@ -28,8 +28,8 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from distsum.kafka import clients as kafka_clients
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consume.ports import DeadLetterFailed, LogUnknown
-from ledger_svc.domain.kafka_log import LogId, LogState, offsets_problem
+from ledger_svc.consume.ports import DeadLetterFailed, IncarnationUnknown
+from ledger_svc.domain.incarnation import Incarnation, IncarnationState, offsets_problem
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class KafkaLogInspector:
             },
         )
 
-    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> IncarnationState:
         """The log of each partition, with the key of the record at keys_at[partition] where asked."""
         partitions = list(partitions)
         try:
@@ -89,9 +89,9 @@ class KafkaLogInspector:
             first = {tp.partition: f.result(_REQUEST_TIMEOUT).offset for tp, f in starts.items()}
             end = {tp.partition: f.result(_REQUEST_TIMEOUT).offset for tp, f in ends.items()}
         except (KafkaException, TimeoutError) as exc:
-            raise LogUnknown(f"Kafka cannot describe topic {self._topic!r}: {_reason(exc)}") from exc
-        return LogState.listed(
-            LogId(cluster_id, topic_id) if cluster_id and topic_id else None,
+            raise IncarnationUnknown(f"Kafka cannot describe topic {self._topic!r}: {_reason(exc)}") from exc
+        return IncarnationState.listed(
+            Incarnation(cluster_id, topic_id) if cluster_id and topic_id else None,
             {p: (first[p], end[p]) for p in partitions},
             self._keys(keys_at, first, end),
         )

@@ -34,12 +34,12 @@ from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
 from ledger_svc.consume.batch import Batch
-from ledger_svc.consume.log_guard import LogGuard
+from ledger_svc.consume.incarnation_guard import IncarnationGuard
 from ledger_svc.consume.ports import (
     DeadLetterFailed,
     DeadLetterSink,
+    IncarnationInspector,
     KafkaConsumer,
-    LogInspector,
     raise_if_fatal,
 )
 from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
@@ -61,7 +61,7 @@ class LedgerConsumer:
         writer: LedgerWriter,
         *,
         new_consumer: Callable[[], KafkaConsumer],
-        inspector: LogInspector,
+        inspector: IncarnationInspector,
         dead_letters: DeadLetterSink,
     ):
         self._config = config
@@ -70,7 +70,7 @@ class LedgerConsumer:
         self._dead_letters = dead_letters
         self._new_consumer = new_consumer
         self._consumer = new_consumer()
-        self._guard = LogGuard(config, topic, writer, inspector)
+        self._guard = IncarnationGuard(config, topic, writer, inspector)
         self._assigned: set[int] = set()
         self._unassigned_since: float | None = None  # monotonic; None while partitions are assigned
         self._pending: Batch | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ledger_svc.domain.kafka_log import RESTART_REASONS
+from ledger_svc.domain.incarnation import RESTART_REASONS
 
 EVENTS_APPLIED = Counter("ledger_events_applied_total", "Events added to the total.")
 DUPLICATES_SKIPPED = Counter(

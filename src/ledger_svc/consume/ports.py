@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from ledger_svc.domain.kafka_log import LogState
+from ledger_svc.domain.incarnation import IncarnationState
 
 
 class KafkaConsumer(Protocol):
@@ -45,10 +45,10 @@ class KafkaConsumer(Protocol):
 RebalanceCallback = Callable[[KafkaConsumer, list[TopicPartition]], None]
 
 
-class LogInspector(Protocol):
-    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
+class IncarnationInspector(Protocol):
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> IncarnationState:
         """The log of each partition, with the key of the record at keys_at[partition] where asked.
-        Raises LogUnknown where Kafka cannot say."""
+        Raises IncarnationUnknown where Kafka cannot say."""
         ...
 
 
@@ -65,7 +65,7 @@ class DeadLetterSink(Protocol):
     def close(self, timeout: float) -> None: ...
 
 
-class LogUnknown(RuntimeError):
+class IncarnationUnknown(RuntimeError):
     """Kafka could not say which log it serves (unreachable, or the topic does not exist)."""
 
 

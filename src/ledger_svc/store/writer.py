@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ledger_svc.domain.kafka_log import Checkpoint, LogId
+from ledger_svc.domain.incarnation import Checkpoint, Incarnation
 from ledger_svc.domain.ledger import Balance, BatchPlan, Delivery, PoisonRecord, ReadUpTo, plan_batch
 from ledger_svc.store import schema
 from ledger_svc.store.schema import PARTIAL_STORE, SCHEMA_VERSION, STORE_FILE, connect
@@ -123,7 +123,7 @@ class LedgerWriter:
         return {
             partition: Checkpoint(
                 next_offset,
-                None if cluster_id is None or topic_id is None else LogId(cluster_id, topic_id),
+                None if cluster_id is None or topic_id is None else Incarnation(cluster_id, topic_id),
                 last_key,
             )
             for partition, next_offset, cluster_id, topic_id, last_key in rows
@@ -136,8 +136,8 @@ class LedgerWriter:
                 topic,
                 partition,
                 c.next_offset,
-                c.log.cluster_id if c.log else None,
-                c.log.topic_id if c.log else None,
+                c.incarnation.cluster_id if c.incarnation else None,
+                c.incarnation.topic_id if c.incarnation else None,
                 c.last_key,
             )
             for partition, c in checkpoints.items()

@@ -1,4 +1,8 @@
-"""Which Kafka log the store's offsets belong to, and whether Kafka still serves that log. No I/O.
+"""Which incarnation of the topic the store's offsets belong to, and whether Kafka still serves it. No I/O.
+
+An incarnation is one life of the topic's log in Kafka, named by the cluster id and the topic id: it ends
+when the brokers lose their data or the topic is deleted (the log messages, metrics and alerts call that
+"the Kafka log started again").
 
 An offset only means something within one log. When a broker loses its data or the topic is deleted and
 created again, the partitions start again at offset 0 while the store still holds the old log's next
@@ -17,8 +21,8 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
-class LogId:
-    """A topic's identity: Kafka's cluster id and topic id (both change when the log starts again)."""
+class Incarnation:
+    """One life of a topic: Kafka's cluster id and topic id (one changes when the log starts again)."""
 
     cluster_id: str
     topic_id: str
@@ -31,16 +35,16 @@ class LogId:
 class Checkpoint:
     """Where a partition resumes, as the store keeps it.
 
-    log is None in stores written before logs were recorded; last_key is the key of the record at
+    incarnation is None in stores written before it was recorded; last_key is the key of the record at
     next_offset - 1 (b"" for a record without one), None where unknown."""
 
     next_offset: int
-    log: LogId | None = None
+    incarnation: Incarnation | None = None
     last_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionLog:
+class PartitionExtent:
     """What Kafka serves for one partition now: its first and end offsets, and the key of the record
     at the checkpoint's next_offset - 1 where it was read (None where it was not)."""
 
@@ -64,29 +68,29 @@ def offsets_problem(start: int, end: int) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class LogState:
+class IncarnationState:
     """The topic's ids (None where the broker reports no topic id), the log of each asked partition
     whose offsets Kafka listed, and why the others have none."""
 
-    log_id: LogId | None
-    partitions: dict[int, PartitionLog]
+    incarnation: Incarnation | None
+    partitions: dict[int, PartitionExtent]
     unknown: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def listed(
         cls,
-        log_id: LogId | None,
+        incarnation: Incarnation | None,
         offsets: Mapping[int, tuple[int, int]],
         keys: Mapping[int, bytes] | None = None,
-    ) -> LogState:
+    ) -> IncarnationState:
         """From the (start, end) offsets Kafka listed per partition, and the keys read before checkpoints."""
         unknown = {p: why for p, (start, end) in offsets.items() if (why := offsets_problem(start, end))}
         logs = {
-            p: PartitionLog(start, end, (keys or {}).get(p))
+            p: PartitionExtent(start, end, (keys or {}).get(p))
             for p, (start, end) in offsets.items()
             if p not in unknown
         }
-        return cls(log_id, logs, unknown)
+        return cls(incarnation, logs, unknown)
 
 
 # Why a partition's log is read again from its start: the reasons judge gives for Match.NEW, and
@@ -116,12 +120,12 @@ class Verdict:
     expired: int = 0
 
 
-def judge(checkpoint: Checkpoint | None, current: LogId | None, log: PartitionLog) -> Verdict:
+def judge(checkpoint: Checkpoint | None, current: Incarnation | None, log: PartitionExtent) -> Verdict:
     """Compare a partition's checkpoint with the log Kafka serves (current is None where the broker
     reports no topic id)."""
     if checkpoint is None:
         return Verdict(Match.UNREAD, "no_checkpoint")
-    stored = checkpoint.log
+    stored = checkpoint.incarnation
     ids_known = stored is not None and current is not None
     if stored is not None and current is not None and stored != current:
         changed = "cluster_id" if stored.cluster_id != current.cluster_id else "topic_id"

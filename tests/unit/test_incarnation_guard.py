@@ -13,12 +13,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
-from ledger_svc.consume.log_guard import LogGuard
-from ledger_svc.domain.kafka_log import Checkpoint, LogId, LogState
+from ledger_svc.consume.incarnation_guard import IncarnationGuard
+from ledger_svc.domain.incarnation import Checkpoint, Incarnation, IncarnationState
 from ledger_svc.store.writer import LedgerWriter
 
 TOPIC = "sums"
-LOG = LogId("cluster-a", "topic-1")
+LOG = Incarnation("cluster-a", "topic-1")
 INVALID = -1001  # what librdkafka lists for a partition while its leader moves
 
 
@@ -28,8 +28,8 @@ class ListedOffsets:
     def __init__(self, offsets: dict[int, tuple[int, int]]):
         self.offsets = offsets
 
-    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> LogState:
-        return LogState.listed(LOG, {p: self.offsets[p] for p in partitions})
+    def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> IncarnationState:
+        return IncarnationState.listed(LOG, {p: self.offsets[p] for p in partitions})
 
 
 class RecordingConsumer:
@@ -59,20 +59,22 @@ def restarts() -> float:
 
 
 @pytest.fixture
-def guard_parts(writer: LedgerWriter, tmp_path: Path) -> tuple[LogGuard, ListedOffsets, Any]:
+def guard_parts(writer: LedgerWriter, tmp_path: Path) -> tuple[IncarnationGuard, ListedOffsets, Any]:
     config = LedgerSettings(data_dir=tmp_path / "data", run_dir=tmp_path / "run")
     writer.save_checkpoints(TOPIC, {p: Checkpoint(100 + p, LOG, b"k") for p in range(3)})
     kafka = ListedOffsets({p: (0, 200) for p in range(3)})
-    return LogGuard(config, TOPIC, writer, kafka), kafka, RecordingConsumer()
+    return IncarnationGuard(config, TOPIC, writer, kafka), kafka, RecordingConsumer()
 
 
-def guard_until_checked(guard: LogGuard, consumer: Any) -> set[int]:
+def guard_until_checked(guard: IncarnationGuard, consumer: Any) -> set[int]:
     guard._next_check = 0.0  # due now, as after its interval
     return guard.guard(cast(Consumer, consumer), [0, 1, 2])
 
 
 def test_a_partition_kafka_lists_no_offsets_for_waits_and_then_goes_on_from_its_checkpoint(
-    guard_parts: tuple[LogGuard, ListedOffsets, Any], writer: LedgerWriter, caplog: pytest.LogCaptureFixture
+    guard_parts: tuple[IncarnationGuard, ListedOffsets, Any],
+    writer: LedgerWriter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     guard, kafka, consumer = guard_parts
     assert guard_until_checked(guard, consumer) == set()  # all verified, read on from where they are
@@ -80,7 +82,7 @@ def test_a_partition_kafka_lists_no_offsets_for_waits_and_then_goes_on_from_its_
 
     kafka.offsets[1] = (INVALID, INVALID)
     kafka.offsets[2] = (0, INVALID)
-    with caplog.at_level(logging.INFO, logger="ledger_svc.consume.log_guard"):
+    with caplog.at_level(logging.INFO, logger="ledger_svc.consume.incarnation_guard"):
         assert guard_until_checked(guard, consumer) == set(), "no log started again"
     assert consumer.paused == {1, 2} and guard.unverified == {1, 2}
     assert "listed no offsets" in guard.problem
@@ -97,13 +99,15 @@ def test_a_partition_kafka_lists_no_offsets_for_waits_and_then_goes_on_from_its_
 
 
 def test_an_invalid_offset_stored_by_an_earlier_version_becomes_the_log_start(
-    guard_parts: tuple[LogGuard, ListedOffsets, Any], writer: LedgerWriter, caplog: pytest.LogCaptureFixture
+    guard_parts: tuple[IncarnationGuard, ListedOffsets, Any],
+    writer: LedgerWriter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     guard, kafka, consumer = guard_parts
     writer.save_checkpoints(TOPIC, {1: Checkpoint(INVALID, LOG)})
     kafka.offsets[1] = (30, 200)
     guard.hold({0, 1, 2})  # as on assignment
-    with caplog.at_level(logging.INFO, logger="ledger_svc.consume.log_guard"):
+    with caplog.at_level(logging.INFO, logger="ledger_svc.consume.incarnation_guard"):
         assert guard_until_checked(guard, consumer) == set()
     assert writer.checkpoints(TOPIC)[1] == Checkpoint(30, LOG)
     assert consumer.sought[1] == 30

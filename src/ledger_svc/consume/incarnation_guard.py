@@ -1,6 +1,6 @@
-"""Before the consumer reads a partition, and every few seconds while it does: is the log Kafka serves
-the one the store's checkpoint belongs to? (The decision itself is kafka_log.judge.) Newly assigned
-partitions stay paused until it is shown."""
+"""Before the consumer reads a partition, and every few seconds while it does: is the incarnation of the
+topic Kafka serves (its log) the one the store's checkpoint belongs to? (The decision itself is
+incarnation.judge.) Newly assigned partitions stay paused until it is shown."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from opentelemetry import trace
 
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
-from ledger_svc.consume.ports import KafkaConsumer, LogInspector, LogUnknown
-from ledger_svc.domain.kafka_log import Checkpoint, LogId, Match, Verdict, judge
+from ledger_svc.consume.ports import IncarnationInspector, IncarnationUnknown, KafkaConsumer
+from ledger_svc.domain.incarnation import Checkpoint, Incarnation, Match, Verdict, judge
 from ledger_svc.store.writer import LedgerWriter, StoreUnwritable
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,10 @@ class GuardPlan:
     held: dict[int, str]
 
 
-class LogGuard:
-    def __init__(self, config: LedgerSettings, topic: str, writer: LedgerWriter, inspector: LogInspector):
+class IncarnationGuard:
+    def __init__(
+        self, config: LedgerSettings, topic: str, writer: LedgerWriter, inspector: IncarnationInspector
+    ):
         self._config = config
         self._topic = topic
         self._writer = writer
@@ -65,7 +67,7 @@ class LogGuard:
         self._next_check = now + interval
         try:
             plan = self.check(assigned, self.unverified)
-        except (LogUnknown, StoreUnwritable) as exc:
+        except (IncarnationUnknown, StoreUnwritable) as exc:
             # Kafka may come back with another log (a replaced broker): hold everything until it is seen.
             self._hold(consumer, set(assigned), str(exc))
             return set()
@@ -105,7 +107,7 @@ class LogGuard:
         """What each assigned partition does next (see GuardPlan); the checkpoints of logs that started
         again are reset to the log's start. Partitions in unverified (paused) go on from their
         checkpoints only where the log is shown to be the same; the others restart only on evidence of a
-        new log. Raises LogUnknown, and StoreUnwritable, before anything is decided."""
+        new log. Raises IncarnationUnknown, and StoreUnwritable, before anything is decided."""
         with tracer.start_as_current_span(
             "ledger check kafka log", attributes={"ledger.partitions.unverified": len(unverified)}
         ) as span:
@@ -129,29 +131,31 @@ class LogGuard:
         restarted: set[int] = set()
         for partition in state.partitions:
             checkpoint, kafka = checkpoints.get(partition), state.partitions[partition]
-            verdict = judge(checkpoint, state.log_id, kafka)
+            verdict = judge(checkpoint, state.incarnation, kafka)
             restart = verdict.match is Match.NEW or (
                 verdict.match is Match.UNPROVEN and partition in unverified
             )
             if restart:
-                updated[partition] = Checkpoint(kafka.start, state.log_id)
+                updated[partition] = Checkpoint(kafka.start, state.incarnation)
                 decisions[partition] = kafka.start
                 restarted.add(partition)
-                self._warn_restart(partition, verdict, checkpoint, state.log_id)
+                self._warn_restart(partition, verdict, checkpoint, state.incarnation)
                 continue
             # A paused partition is sought to its checkpoint even where it was assigned there: a seek
             # that failed before may have left it elsewhere.
             resume_at = max(kafka.start, checkpoint.next_offset if checkpoint else 0)
             decisions[partition] = resume_at if partition in unverified else None
             if verdict.match is Match.UNREAD or (checkpoint is not None and checkpoint.next_offset < 0):
-                updated[partition] = Checkpoint(kafka.start, state.log_id)
-            elif checkpoint is not None and checkpoint.log is None and state.log_id is not None:
+                updated[partition] = Checkpoint(kafka.start, state.incarnation)
+            elif checkpoint is not None and checkpoint.incarnation is None and state.incarnation is not None:
                 # A store from before logs were recorded, shown to be on this log by its record.
-                updated[partition] = Checkpoint(checkpoint.next_offset, state.log_id, checkpoint.last_key)
+                updated[partition] = Checkpoint(
+                    checkpoint.next_offset, state.incarnation, checkpoint.last_key
+                )
             if verdict.expired and partition in unverified:
                 log.error(
                     "Kafka deleted records the ledger never read (retention); they are not in the total",
-                    extra={"partition": partition, "records": verdict.expired, "log": str(state.log_id)},
+                    extra={"partition": partition, "records": verdict.expired, "log": str(state.incarnation)},
                 )
         if updated:
             self._writer.save_checkpoints(self._topic, updated)
@@ -162,7 +166,7 @@ class LogGuard:
         return GuardPlan(decisions, restarted, state.unknown)
 
     def _warn_restart(
-        self, partition: int, verdict: Verdict, checkpoint: Checkpoint | None, current: LogId | None
+        self, partition: int, verdict: Verdict, checkpoint: Checkpoint | None, current: Incarnation | None
     ) -> None:
         metrics.LOG_RESTARTS.labels(reason=verdict.reason).inc()
         log.warning(
@@ -173,7 +177,9 @@ class LogGuard:
                 "partition": partition,
                 "reason": verdict.reason,
                 "detail": verdict.detail,
-                "stored_log": str(checkpoint.log) if checkpoint and checkpoint.log else "unknown",
+                "stored_log": str(checkpoint.incarnation)
+                if checkpoint and checkpoint.incarnation
+                else "unknown",
                 "stored_next_offset": checkpoint.next_offset if checkpoint else None,
                 "current_log": str(current) if current else "unknown",
             },
