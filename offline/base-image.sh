@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Print (last line of stdout) the base image to build the service images from.
 #
-# That is BASE_IMAGE (default python:3.11-slim-bookworm) when the engine has it or can pull it.
+# That is BASE_IMAGE (default PYTHON_BASE_IMAGE of pins.env) when the engine has it or can pull it.
 # Otherwise a local stand-in: Debian bookworm minbase + python3 (3.11) + python3-venv +
 # ca-certificates, made with debootstrap from this machine's own apt mirror and imported as
 # LOCAL_BASE_IMAGE (default distsum-local/python:3.11-bookworm). Its rootfs tarball is cached, so
@@ -15,7 +15,7 @@ me="base-image"
 source "$(dirname -- "${BASH_SOURCE[0]}")/../scripts/docker/lib.sh"
 mkdir -p "$docker_cache"
 
-base="${BASE_IMAGE:-python:3.11-slim-bookworm}"
+base="${BASE_IMAGE:-$PYTHON_BASE_IMAGE}"
 local_tag="${LOCAL_BASE_IMAGE:-distsum-local/python:3.11-bookworm}"
 suite=bookworm
 packages=python3,python3-venv,ca-certificates

@@ -9,7 +9,7 @@
 # everything cached it only confirms the images.
 #
 #   IMAGE_TAG                  tag besides the version (default: dev)
-#   BASE_IMAGE                 base image (default: python:3.11-slim-bookworm, else the local base)
+#   BASE_IMAGE                 base image (default: PYTHON_BASE_IMAGE of pins.env, else the local base)
 #   DISTSUM_BUILD_NETWORK      network of the build steps (default: host, which also works without
 #                              a bridge)
 #   DISTSUM_CACHE_DIR          cache root for logs and the local base (default: ~/.cache/distsum)

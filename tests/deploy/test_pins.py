@@ -40,14 +40,18 @@ def test_no_script_pins_a_version_of_its_own(script: Path) -> None:
 
 def test_the_copies_of_pins_agree() -> None:
     pins = pinned()
-    copies = {
-        "tools/kafka/pom.xml": f"<kafka.version>{pins['KAFKA_VERSION']}</kafka.version>",
-        "tests/chart/strimzi/pom.xml": f"<strimzi.version>{pins['STRIMZI_VERSION']}</strimzi.version>",
-        "offline/go/kubernetes/go.mod": f"require k8s.io/kubernetes {pins['KUBERNETES_VERSION']}",
-        "tools/go/skaffold/go.mod": (
-            f"require github.com/GoogleContainerTools/skaffold/v2 {pins['SKAFFOLD_VERSION']}"
+    copies = [
+        ("tools/kafka/pom.xml", f"<kafka.version>{pins['KAFKA_VERSION']}</kafka.version>"),
+        ("tests/chart/strimzi/pom.xml", f"<strimzi.version>{pins['STRIMZI_VERSION']}</strimzi.version>"),
+        ("offline/go/kubernetes/go.mod", f"require k8s.io/kubernetes {pins['KUBERNETES_VERSION']}"),
+        (
+            "tools/go/skaffold/go.mod",
+            f"require github.com/GoogleContainerTools/skaffold/v2 {pins['SKAFFOLD_VERSION']}",
         ),
-        "offline/go/etcd/go.mod": f"require go.etcd.io/etcd/server/v3 {pins['ETCD_VERSION']}",
-    }
-    for path, line in copies.items():
+        ("offline/go/etcd/go.mod", f"require go.etcd.io/etcd/server/v3 {pins['ETCD_VERSION']}"),
+    ]
+    for dockerfile in ("Dockerfile.sum", "Dockerfile.ledger"):
+        copies.append((dockerfile, f"ARG BASE_IMAGE={pins['PYTHON_BASE_IMAGE']}"))
+        copies.append((dockerfile, f"ARG SETUPTOOLS_VERSION={pins['SETUPTOOLS_VERSION']}"))
+    for path, line in copies:
         assert line in (REPO / path).read_text(), f"{path} does not hold {line!r}"
