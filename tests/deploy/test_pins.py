@@ -50,6 +50,7 @@ def test_the_copies_of_pins_agree() -> None:
         ),
         ("offline/go/etcd/go.mod", f"require go.etcd.io/etcd/server/v3 {pins['ETCD_VERSION']}"),
     ]
+    copies.append(("loadtest/Chart.yaml", f'appVersion: "{pins["K6_VERSION"]}"'))
     for dockerfile in ("Dockerfile.sum", "Dockerfile.ledger"):
         copies.append((dockerfile, f"ARG BASE_IMAGE={pins['PYTHON_BASE_IMAGE']}"))
         copies.append((dockerfile, f"ARG SETUPTOOLS_VERSION={pins['SETUPTOOLS_VERSION']}"))
