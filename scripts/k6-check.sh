@@ -16,7 +16,9 @@ mkdir -p "$cache_root/npm"
 exec 9>"$cache_root/npm/.lock"
 flock 9
 if [[ ! -x $tools/node_modules/.bin/tsc ]]; then
-  command -v npm >/dev/null || die "npm is needed to fetch typescript and @types/k6 (Debian: apt-get install npm)"
+  # 77: a tool is missing (tests/deploy tells that from a failed check).
+  command -v npm >/dev/null \
+    || { log "npm is needed to fetch typescript and @types/k6 (Debian: apt-get install npm)"; exit 77; }
   log "installing typescript $TYPESCRIPT_VERSION and @types/k6 $K6_TYPES_VERSION (once; cached in $tools)"
   rm -rf "$tools.partial"
   mkdir -p "$tools.partial"

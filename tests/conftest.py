@@ -14,6 +14,10 @@ from localstack.stack import Kafka, create_event_topics
 
 PARTITIONS = 4
 
+# tests/skips.py: a skip fails `make test` and `make e2e` unless it is an expected one; pytester runs the
+# policy's own test.
+pytest_plugins = ("tests.skips", "pytester")
+
 
 @pytest.fixture(scope="session")
 def kafka_libs() -> Path:

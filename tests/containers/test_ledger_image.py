@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from distsum import event_codec
 from distsum.clients.ledger import LedgerClient
 from distsum.clients.waiting import wait_until
@@ -21,6 +19,7 @@ from localstack.stack import QUICK_RECOVERY
 from tests.conftest import Topic
 from tests.containers.conftest import Containers, assert_hardened
 from tests.containers.docker_cli import APP_UID, LEDGER_IMAGE, Container
+from tests.skips import expected_skip
 
 EVENTS = 4000
 KILL_AFTER = 400  # applied events; the rest of the stream is still to come when the ledger dies
@@ -46,7 +45,7 @@ def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
     topic: Topic, containers: Containers, tmp_path: Path
 ) -> None:
     if os.geteuid() != 0:
-        pytest.skip("giving the data directory to uid 10001 (chown) needs root")
+        expected_skip("not-root", "giving the data directory to uid 10001 (chown) needs root")
     data = tmp_path / "data"
     data.mkdir()
     os.chown(data, APP_UID, APP_UID)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.skips import expected_skip
+
 KERNEL_CONFIG = Path("/proc/config.gz")
 
 
@@ -27,9 +29,10 @@ def kernel_option(name: str) -> str | None:
 def test_network_policies_are_enforced() -> None:
     queue = kernel_option("CONFIG_NFT_QUEUE")
     if queue is None:
-        pytest.skip(
-            "this kernel lacks CONFIG_NFT_QUEUE (nftables queue), which kube-network-policies needs to "
-            "enforce NetworkPolicies; the chart's policies are applied but not enforced on this cluster"
+        expected_skip(
+            "kernel-lacks-nft-queue",
+            "kube-network-policies cannot enforce NetworkPolicies here; the chart's policies are applied "
+            "but not enforced on this cluster",
         )
     if queue == "unknown":
         pytest.skip(f"cannot read {KERNEL_CONFIG} to tell whether kube-network-policies could run here")

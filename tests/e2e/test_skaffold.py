@@ -23,7 +23,7 @@ import pytest
 from distsum.clients.ledger import LedgerClient, Total
 from distsum.clients.sum_service import SumClient, health_status
 from distsum.clients.waiting import wait_until
-from tests.e2e.conftest import restricted_namespace, start_kafka
+from tests.e2e.conftest import cannot_test, restricted_namespace, start_kafka
 from tests.e2e.kube import REPO, Settings, port_forward, service_with_port, wait_pods_ready
 from tests.services import new_id
 
@@ -79,7 +79,7 @@ def skaffold(
         for name in ("skaffold", "kind", "docker_config", "base_image")
     }
     if not all(tools.values()):
-        pytest.skip("needs the pinned skaffold, kind and buildx plugin: run `make e2e`")
+        cannot_test("needs the pinned skaffold, kind and buildx plugin")
     # skaffold calls helm, kind (`kind load`) and kubectl by name.
     path = [str(Path(tool).parent) for tool in (settings.helm, tools["kind"], settings.kubectl)]
     config = tmp_path_factory.mktemp("skaffold") / "config"
