@@ -122,7 +122,7 @@ def start_kafka(apps: Any, batch: Any, core: Any, namespace: str, settings: Sett
     bootstrap = f"kafka.{namespace}.svc.cluster.local:9092"
     sum_image = f"distributed-sum/sum-svc:{settings.image_tag}"
     batch.create_namespaced_job(namespace, topics_job(bootstrap, sum_image))
-    wait_job_complete(batch, namespace, "kafka-topics", KAFKA_READY_SECONDS)
+    wait_job_complete(batch, core, namespace, "kafka-topics", KAFKA_READY_SECONDS)
     return bootstrap
 
 

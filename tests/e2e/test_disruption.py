@@ -3,6 +3,8 @@ the Service, and `kubectl rollout restart` of both workloads. The total stays ex
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
 from tests.e2e.kube import (
     Settings,
+    job_logs,
     port_forward,
     python_job,
     run,
@@ -19,41 +22,54 @@ from tests.e2e.kube import (
     wait_pods_ready,
 )
 from tests.e2e.test_traffic import ledger_total
+from tests.services import sample
 
 LOAD = 3000
 CLIENTS = 16
 SECONDS = 300
 
-# Every id retried with the same operands until acknowledged, like a real client; reports what it sent.
-# The ids derive from the run's id and the operand, so a container the Job restarts after an error sends
-# the same ids again (each still counted once) rather than new ones the test never sent.
+# Every id retried with the same operands until acknowledged, like a real client, on the retriable statuses
+# only: any other answer, or a wrong sum, fails the Job (which never runs twice). It reports what it sent,
+# every answer by status, its retries and when it had its last acknowledgement.
 LOAD_SCRIPT = """
-import sys, time, uuid
+import collections, json, sys, threading, time, uuid
 from concurrent.futures import ThreadPoolExecutor
 import grpc
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 
 target, count, clients, run_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-retry = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+retriable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target)) for _ in range(clients)]
+answers, lock = collections.Counter(), threading.Lock()
+last_ack = [0.0]
 
 def send(a):
     request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{a}"))
     deadline = time.monotonic() + 240
     while True:
         try:
-            return stubs[a % clients].Add(sum_pb2.AddRequest(request_id=request_id, a=a, b=1), timeout=5).sum
+            reply = stubs[a % clients].Add(sum_pb2.AddRequest(request_id=request_id, a=a, b=1), timeout=5)
         except grpc.RpcError as error:
-            if error.code() not in retry or time.monotonic() > deadline:
+            with lock:
+                answers[error.code().name] += 1
+            if error.code() not in retriable or time.monotonic() > deadline:
                 print("giving up on", request_id, error.code(), error.details(), file=sys.stderr)
                 raise
             time.sleep(0.2)
+            continue
+        with lock:
+            answers["OK"] += 1
+            last_ack[0] = time.time()
+        if reply.sum != a + 1:
+            raise AssertionError(f"{request_id}: sum {reply.sum}, not {a + 1}")
+        return reply.sum
 
 with ThreadPoolExecutor(clients) as pool:
-    sums = list(pool.map(send, range(count)))
-assert sums == [a + 1 for a in range(count)]
-print("acknowledged", count, "total", sum(sums))
+    total = sum(pool.map(send, range(count)))
+print(json.dumps({"acknowledged": count, "total": total, "answers": answers,
+                  "retries": sum(answers.values()) - answers["OK"], "last_ack": last_ack[0]}))
 """
+ADD_OK = {"method": "/distsum.v1.SumService/Add", "code": "OK"}
 
 
 def ledger_reading(settings: Settings, core: Any, release: Release) -> Total:
@@ -64,12 +80,29 @@ def ledger_reading(settings: Settings, core: Any, release: Release) -> Total:
         return ledger_total(target)
 
 
+def adds_served(settings: Settings, namespace: str, pod: str) -> float:
+    """How many Adds the sum pod has answered OK since it started (its own counter)."""
+    with port_forward(settings, namespace, f"pod/{pod}", 9464) as target:
+        return sample(f"http://{target}/metrics", "sum_grpc_requests_total", **ADD_OK) or 0.0
+
+
 def load_while(
-    settings: Settings, batch: Any, core: Any, release: Release, *, name: str, disrupt: Callable[[], None]
-) -> None:
+    settings: Settings,
+    batch: Any,
+    core: Any,
+    release: Release,
+    *,
+    name: str,
+    disrupt: Callable[[], list[str]],
+) -> dict[str, Any]:
     """Run the load Job against the sum Service, call `disrupt` once a third is counted, and check that
-    the ledger counts exactly what the Job acknowledged."""
+    the ledger counts exactly what the Job acknowledged. `disrupt` returns the sum pods it takes away:
+    each must have served Adds of this run before it went (the disruption hit the traffic). Returns the
+    Job's report."""
     before = ledger_reading(settings, core, release)
+    pods = [p.metadata.name for p in core.list_namespaced_pod(
+        release.namespace, label_selector=release.selector("sum")).items]  # fmt: skip
+    served_before = {pod: adds_served(settings, release.namespace, pod) for pod in pods}
     target = service_with_port(core, release.namespace, release.name, 50051).removeprefix("svc/")
     run_id = f"{release.namespace}/{name}"
     job = python_job(name, release.sum_image, LOAD_SCRIPT, f"{target}:50051", str(LOAD), str(CLIENTS), run_id)
@@ -81,17 +114,22 @@ def load_while(
         return body if body["count"] >= third else None
 
     at_disruption = wait_until(a_third, SECONDS, "a third counted", 0.5)
-    disrupt()
+    served = {pod: adds_served(settings, release.namespace, pod) - served_before[pod] for pod in pods}
+    disrupted = disrupt()
+    disrupted_at = time.time()
     assert at_disruption["count"] < before["count"] + LOAD, "the load ended before the disruption"
-    wait_job_complete(batch, release.namespace, name, SECONDS)
-    pods = core.list_namespaced_pod(release.namespace, label_selector=f"job-name={name}").items
-    logs = "".join(
-        core.read_namespaced_pod_log(p.metadata.name, release.namespace)
-        for p in pods
-        if p.status.phase == "Succeeded"
-    )
+    wait_job_complete(batch, core, release.namespace, name, SECONDS)
+    logs = job_logs(core, release.namespace, name)
+    reported = [line for line in logs.splitlines() if line.startswith('{"acknowledged"')]
+    assert len(reported) == 1, logs
+    report: dict[str, Any] = json.loads(reported[0])
     total = sum(a + 1 for a in range(LOAD))
-    assert f"acknowledged {LOAD} total {total}" in logs, logs
+    assert (report["acknowledged"], report["total"]) == (LOAD, total), logs
+    assert set(report["answers"]) <= {"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED"}, logs
+    assert report["last_ack"] > disrupted_at, "no call was acknowledged after the disruption"
+    assert disrupted and all(served[pod] > 0 for pod in disrupted), (
+        f"a disrupted pod served no Add of this run before it went: {served}"
+    )
     count, expected = before["count"] + LOAD, int(before["total"]) + total
 
     def counted() -> Total | None:
@@ -100,6 +138,8 @@ def load_while(
 
     body = wait_until(counted, SECONDS, f"ledger count {count}", 2.0)
     assert (body["count"], body["total"]) == (count, str(expected))
+    print(f"{name}: {report['answers']}, {report['retries']} retries; Adds served before: {served}")
+    return report
 
 
 def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
@@ -109,10 +149,13 @@ def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
     try:
         pods = wait_pods_ready(core, release.namespace, release.selector("sum"), 2, SECONDS)
 
-        def delete_one() -> None:
+        def delete_one() -> list[str]:
             core.delete_namespaced_pod(pods[0].metadata.name, release.namespace, grace_period_seconds=0)
+            return [pods[0].metadata.name]
 
-        load_while(settings, batch, core, release, name="load-sum-deleted", disrupt=delete_one)
+        report = load_while(settings, batch, core, release, name="load-sum-deleted", disrupt=delete_one)
+        # Calls in flight on the pod killed with no grace are lost to their clients, who retry them.
+        assert report["retries"] > 0, report
     finally:
         release.scale_sum(apps, 1)
     wait_pods_ready(core, release.namespace, release.selector("sum"), 1, SECONDS)
@@ -130,8 +173,11 @@ def test_rollout_restart_of_both_workloads(
     ]  # fmt: skip
     assert len(workloads) == 2, workloads
 
-    def restart() -> None:
+    def restart() -> list[str]:
+        old = [p.metadata.name for p in core.list_namespaced_pod(
+            release.namespace, label_selector=release.selector("sum")).items]  # fmt: skip
         run(*kubectl, "rollout", "restart", *workloads)
+        return old
 
     load_while(settings, batch, core, release, name="load-rollout-restart", disrupt=restart)
     for workload in workloads:

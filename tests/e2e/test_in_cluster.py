@@ -39,7 +39,7 @@ count, targets = int(sys.argv[1]), sys.argv[2:]
 stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target)) for target in targets]
 retry = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
-def stub.add(request_id, a):
+def add(stub, request_id, a):
     for _ in range(60):
         try:
             return stub.Add(sum_pb2.AddRequest(request_id=request_id, a=a, b=1), timeout=10).sum
@@ -51,7 +51,7 @@ def stub.add(request_id, a):
 
 for a in range(count):
     request_id = str(uuid.uuid4())
-    sums = {stub.add(request_id, a) for stub in stubs}
+    sums = {add(stub, request_id, a) for stub in stubs}
     assert sums == {a + 1}, (request_id, sums)
 print("ok", count, "ids on", len(stubs), "replicas")
 """
