@@ -17,16 +17,21 @@ from soak.fuzz import int64s, request_ids
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
 
+# A few ids and operands drawn again and again, so replays (same id, same operands) and conflicts (same id,
+# other operands) are among the cases, not left to chance.
+REUSED_IDS = st.sampled_from([f"7c9e6679-7425-40de-944b-e07fc1f90ae{i}" for i in range(3)])
+SMALL = st.integers(0, 2)
+
 
 def test_grpc_inputs_get_the_contract_status_codes(
     topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
 ) -> None:
     ledger = start_ledger(topic)
     client = start_sum_service(topic).client()
-    counted: dict[str, int] = {}
+    operands: dict[str, tuple[int, int]] = {}  # canonical id -> the operands it was first accepted with
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(request_id=request_ids, a=int64s, b=int64s)
+    @given(request_id=request_ids | REUSED_IDS, a=int64s | SMALL, b=int64s | SMALL)
     def check(request_id: str, a: int, b: int) -> None:
         # The parser's own rules are unit-tested; here the question is the status code on the wire.
         try:
@@ -41,16 +46,20 @@ def test_grpc_inputs_get_the_contract_status_codes(
             elif not INT64_MIN <= a + b <= INT64_MAX:
                 assert exc.code() == grpc.StatusCode.OUT_OF_RANGE, exc
             else:
+                # Only an id already accepted with other operands may be refused as a conflict.
                 assert exc.code() == grpc.StatusCode.ALREADY_EXISTS, exc
+                assert operands.get(canonical, (a, b)) != (a, b), f"{request_id!r} refused on first use"
             return
         assert canonical is not None, f"{request_id!r} accepted"
         assert INT64_MIN <= a + b <= INT64_MAX
         assert reply.sum == a + b
-        counted.setdefault(canonical, a + b)
+        assert operands.get(canonical, (a, b)) == (a, b), f"{request_id!r} accepted with other operands"
+        assert reply.replayed == (canonical in operands), (request_id, reply.replayed)
+        operands.setdefault(canonical, (a, b))
 
     check()
-    body = ledger.client.wait_count(len(counted))
-    assert body["total"] == str(sum(counted.values()))
+    body = ledger.client.wait_count(len(operands))
+    assert body["total"] == str(sum(a + b for a, b in operands.values()))
 
 
 def test_rest_query_parameters_are_validated(topic: Topic, start_ledger: LedgerFactory) -> None:
