@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from functools import partial
 
 from distsum import event_codec
-from distsum.clients.ledger import http_json
 from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
 from ledger_svc import consumer_status
@@ -50,22 +49,9 @@ def crash(ledger: Ledger, kill_consumer_only: bool) -> None:
         ledger.process.kill()
 
 
-def count_reached(ledger: Ledger, count: int) -> bool:
-    reached = ledger.total()["count"]
-    assert isinstance(reached, int)
-    return reached >= count
-
-
-def all_entries(ledger: Ledger) -> list[dict[str, str]]:
-    entries: list[dict[str, str]] = []
-    cursor = "0"
-    while True:
-        status, page = http_json(f"{ledger.url}/v1/entries?after={cursor}&limit=1000")
-        assert status == 200, page
-        entries.extend(page["entries"])
-        if not page["has_more"]:
-            return entries
-        cursor = page["next_cursor"]
+def count_reached(ledger: Ledger, count: int) -> int | None:
+    reached = ledger.count()
+    return reached if reached >= count else None
 
 
 def test_sigkill_at_random_points_keeps_the_total_exact(topic: Topic, start_ledger: LedgerFactory) -> None:
@@ -80,15 +66,19 @@ def test_sigkill_at_random_points_keeps_the_total_exact(topic: Topic, start_ledg
     stream = threading.Thread(target=produce_stream, args=(topic, events, 20))
     stream.start()
 
-    kill_points = sorted(rng.sample(range(100, EVENTS - 100), KILLS))
+    # Below the end by more than a few batches, so each kill comes while events are still to be applied.
+    kill_points = sorted(rng.sample(range(100, EVENTS - 1000), KILLS))
     for number, point in enumerate(kill_points):
-        wait_until(partial(count_reached, ledger, point), 120, f"count to reach {point} (seed {seed})", 0.01)
+        reached = wait_until(
+            partial(count_reached, ledger, point), 120, f"count to reach {point} (seed {seed})", 0.01
+        )
         crash(ledger, kill_consumer_only=number % 2 == 1)
+        assert reached < EVENTS, f"kill {number + 1} came after the last event was applied (seed {seed})"
         ledger.restart()
     stream.join(120)
 
     body = ledger.client.wait_count(EVENTS, timeout=120)
     assert body["total"] == str(sum(e.sum for e in events)), f"seed {seed}"
-    entries = all_entries(ledger)
+    entries = list(ledger.client.entries())
     assert sorted(e["request_id"] for e in entries) == sorted(e.request_id for e in events)
     ledger.wait_total_file(body["total"])
