@@ -28,10 +28,12 @@ class Audit:
     double_counted: int
     unknown_outcome: int
     total_matches_entries: bool
+    wrong_sums: int  # entries whose sum is not a + b
 
 
 def audit(runs: list[SentRun], applied: Sequence[Mapping[str, Any]], total: Mapping[str, Any]) -> Audit:
-    """Check the entries against what was sent and acknowledged, and the total against the entries.
+    """Check the entries against what was sent and acknowledged, each entry's sum against its operands,
+    and the total against the entries.
 
     A call that failed (UNAVAILABLE, DEADLINE_EXCEEDED, ...) may or may not have been applied, and ghz
     does not say which number it had; such calls are reported as unknown outcome, and a run with some
@@ -47,6 +49,7 @@ def audit(runs: list[SentRun], applied: Sequence[Mapping[str, Any]], total: Mapp
             double += 1
         calls.add(call)
         ids.add(entry["request_id"])
+    wrong = sum(1 for e in applied if int(e["sum"]) != int(e["a"]) + int(e["b"]))
     distinct = Counter(r for r, a in calls if r in sent and 0 <= a < sent[r].sent)
     lost = sum(max(0, run.ok - distinct[run.run_id]) for run in runs)
     entries_total = sum(int(e["sum"]) for e in applied)
@@ -57,6 +60,7 @@ def audit(runs: list[SentRun], applied: Sequence[Mapping[str, Any]], total: Mapp
         double_counted=double,
         unknown_outcome=sum(r.sent - r.ok for r in runs),
         total_matches_entries=matches,
+        wrong_sums=wrong,
     )
 
 

@@ -2,7 +2,8 @@
 
 Exit status: 0 when the run completed and no event was lost or double-counted, whether or not the
 targets were met (they are reported; BENCH_STRICT=1 makes a missed target exit 2); 1 on any lost or
-double-counted event, a total that disagrees with its entries, or a tool or service failure.
+double-counted event, an entry whose sum is not a + b, a total that disagrees with its entries, or a
+tool or service failure.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ def _result(
         "unknown_outcome": checked.unknown_outcome,
         "entries_applied": checked.applied,
         "total_matches_entries": checked.total_matches_entries,
+        "wrong_sums": checked.wrong_sums,
         "apply_ledger_exact": measured["apply_ledger_exact"],
         "by_concurrency": rows,
         "lag_run": measured["lag_run"],
@@ -256,10 +258,10 @@ def main() -> int:
     print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
     print(report.targets_text(result))
     exact = result["total_matches_entries"] and result["apply_ledger_exact"]
-    if result["lost"] or result["double_counted"] or not exact:
+    if result["lost"] or result["double_counted"] or result["wrong_sums"] or not exact:
         print(
             f"!! FAILED: lost {result['lost']}, double-counted {result['double_counted']}, "
-            f"total matches entries: {exact}",
+            f"wrong sums {result['wrong_sums']}, total matches entries: {exact}",
             file=sys.stderr,
         )
         return 1

@@ -56,7 +56,7 @@ def test_an_add_through_port_forward_reaches_the_ledger(
         port_forward(settings, release.namespace, ledger_svc, 8080) as ledger_target,
     ):
         wait_until(lambda: health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
-        before = LedgerClient(f"http://{ledger_target}").total()["count"]
+        before = LedgerClient(f"http://{ledger_target}").total()
         request_id = new_id()
         with SumClient(sum_target) as client:
             reply = client.add(request_id, 40, 2, timeout=30)
@@ -65,7 +65,7 @@ def test_an_add_through_port_forward_reaches_the_ledger(
 
         def counted() -> Total | None:
             body = LedgerClient(f"http://{ledger_target}").total()
-            return body if body["count"] == before + 1 else None
+            return body if body["count"] == before["count"] + 1 else None
 
         total = wait_until(counted, 60, "the ledger to count the Add once", 0.5)
-        assert isinstance(total["total"], str)
+        assert total["total"] == str(int(before["total"]) + 42), (before, total)

@@ -131,7 +131,7 @@ def test_audit_of_an_exact_ledger() -> None:
     applied = [entry(1, a) for a in range(5)] + [entry(2, a) for a in range(3)]
     result = audit.audit([audit.SentRun(1, 5, 5), audit.SentRun(2, 3, 3)], applied, total_of(applied))
     assert result == audit.Audit(
-        applied=8, lost=0, double_counted=0, unknown_outcome=0, total_matches_entries=True
+        applied=8, lost=0, double_counted=0, unknown_outcome=0, total_matches_entries=True, wrong_sums=0
     )
 
 
@@ -155,6 +155,12 @@ def test_audit_allows_failed_calls_either_way() -> None:
         applied = [entry(1, a) for a in range(applied_count)]
         result = audit.audit(run, applied, total_of(applied))
         assert (result.lost, result.double_counted, result.unknown_outcome) == (lost, 0, 2)
+
+
+def test_audit_counts_an_entry_whose_sum_is_not_its_operands_sum() -> None:
+    applied = [entry(1, a) for a in range(3)]
+    applied[1] = applied[1] | {"sum": str(int(applied[1]["sum"]) + 1)}
+    assert audit.audit([audit.SentRun(1, 3, 3)], applied, total_of(applied)).wrong_sums == 1
 
 
 def test_audit_checks_the_total_against_the_entries() -> None:
