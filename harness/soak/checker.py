@@ -31,6 +31,29 @@ class Sent:
     # and a later retry may be acknowledged from a sum service's idempotency record without a new event.
     # Lost, it is reported as lost_with_log (a known limit in docs/guarantees.md), not as lost.
     at_risk: bool = False
+    # A conflicting reuse was accepted by a replica that did not know the id (each replica keeps its own
+    # idempotency record): that replica then refuses the original operands as a conflict.
+    conflict_accepted: bool = False
+
+
+RETRIABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+
+
+def answer_allowed(kind: str, code: str, sent: Sent, *, first_attempt: bool, stopping: bool) -> bool:
+    """Whether the contract allows `code` (a status name; WRONG_SUM for an OK with another sum,
+    REPLAYED for an OK marked replayed) as one attempt's answer to a `kind` request ("new", "duplicate"
+    or "conflict") for `sent`'s id. A fresh id is never refused as a conflict nor answered as a replay
+    on its first attempt; CANCELLED only comes while the run is stopping; anything else (INTERNAL,
+    UNKNOWN, a wrong sum, ...) is never allowed for a valid request."""
+    if code in RETRIABLE or code == "OK":
+        return True
+    if code == "REPLAYED":  # replayed is true only where this replica already knew the id
+        return not (kind == "new" and first_attempt)
+    if code == "CANCELLED":
+        return stopping
+    if code == "ALREADY_EXISTS":
+        return kind == "conflict" or (kind == "duplicate" and sent.conflict_accepted)
+    return False
 
 
 @dataclass(frozen=True)

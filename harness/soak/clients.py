@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from distsum.v1 import sum_pb2, sum_pb2_grpc
-from soak.checker import Sent
+from soak.checker import Sent, answer_allowed
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # Reconnect fast to a restarted sum service (gRPC's default backoff grows to 2 minutes).
@@ -94,6 +94,7 @@ class Clients:
         self.codes: Counter[str] = Counter()  # every attempt's status
         self.counts: Counter[str] = Counter()  # new, duplicate, conflict, and their outcomes
         self.ack_times: list[float] = []
+        self.disallowed: list[str] = []  # answers the contract does not allow, as "kind id: code"
         self.longest_wait_for_ack = 0.0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -184,6 +185,7 @@ class Clients:
         target = rng.randrange(len(stubs))
         backoff = 0.05
         code = "NOT_SENT"
+        attempts = 0
         while not self.stop.is_set():
             paused = self.gate.enter(self.stop)
             deadline += paused
@@ -193,12 +195,22 @@ class Clients:
                     sum_pb2.AddRequest(request_id=request_id, a=a, b=b), timeout=self.load.attempt_timeout
                 )
                 code = "OK" if reply.sum == a + b else "WRONG_SUM"
+                replayed = reply.replayed
             except grpc.RpcError as exc:
-                code = exc.code().name
+                code, replayed = exc.code().name, False
             finally:
                 self.gate.leave()
+            attempts += 1
+            judged = "REPLAYED" if code == "OK" and replayed else code
             with self._lock:
                 self.codes[code] += 1
+                sent = self.sent[canonical]
+                if not answer_allowed(
+                    kind, judged, sent, first_attempt=attempts == 1, stopping=self.stop.is_set()
+                ):
+                    self.disallowed.append(f"{kind} {request_id} (a={a}, b={b}) attempt {attempts}: {judged}")
+                if kind == "conflict" and code == "OK":
+                    sent.conflict_accepted = True
             if code not in {c.name for c in RETRYABLE} or time.monotonic() > deadline:
                 break
             target = (target + 1) % len(stubs)  # as a load balancer would, try the other replica

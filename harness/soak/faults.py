@@ -31,6 +31,14 @@ RECOVERY_TIMEOUT = 180.0
 LOG_GRACE = 5.0  # error lines this long after a recovery still belong to the fault
 
 
+class NotInjected(Exception):
+    """This machine cannot inject the fault at all (not a failure of the stack): reported, not counted."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(reason)
+        self.target, self.reason = target, reason
+
+
 @dataclass
 class FaultRecord:
     kind: str
@@ -40,6 +48,8 @@ class FaultRecord:
     note: str = ""
     wall_start: float = 0.0
     wall_end: float = 0.0
+    # False where this machine cannot inject the fault at all (reported, not counted as done).
+    injected: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -107,8 +117,13 @@ class FaultDriver:
 
     def _inject(self, kind: str) -> None:
         started, wall = time.monotonic(), time.time()
-        target, note = getattr(self, f"_{kind}")()
-        record = FaultRecord(kind, target, round(started - self._start, 1), None, note, wall)
+        try:
+            target, note = getattr(self, f"_{kind}")()
+            injected = True
+        except NotInjected as why:
+            target, note, injected = why.target, f"not injected: {why.reason}", False
+        at = round(started - self._start, 1)
+        record = FaultRecord(kind, target, at, None, note, wall, injected=injected)
         record.recovered_after_s = round(time.monotonic() - started, 2)
         record.wall_end = time.time() + LOG_GRACE
         self.records.append(record)
@@ -155,7 +170,7 @@ class FaultDriver:
     def _full_volume(self) -> tuple[str, str]:
         ledger = self.soak.ledger
         if not is_tmpfs(self.soak.volume_note):
-            return "ledger volume", f"skipped: {self.soak.volume_note}"
+            raise NotInjected("ledger volume", self.soak.volume_note)
         filler = ledger.data_dir / ".soak-filler"
         blob = filler.open("wb", buffering=0)
         try:
@@ -175,7 +190,11 @@ class FaultDriver:
             time.sleep(0.5)
         filler.unlink()
         ledger.wait_ready(RECOVERY_TIMEOUT)
-        return "ledger volume", "readyz reported degraded" if degraded else "readyz never reported degraded"
+        if not degraded:
+            # A full volume the ledger did not notice is a fault that did not land (or a readiness
+            # that does not tell): either way the run must not count it as survived.
+            raise RuntimeError("the ledger's volume was full, yet /readyz never reported degraded")
+        return "ledger volume", "readyz reported degraded"
 
     def _log_restart(self) -> tuple[str, str]:
         """Hold the clients, let the ledger apply every acknowledged id (an acknowledged event the old log

@@ -18,15 +18,21 @@ RESULTS = ROOT / "soak" / "results"
 
 
 def faults_summary(records: list[FaultRecord]) -> dict[str, Any]:
-    """Per kind: how many, and the slowest and median recovery in seconds."""
+    """Per kind: how many were injected, how many this machine could not inject, and the slowest and
+    median recovery in seconds."""
     by_kind: dict[str, list[float]] = defaultdict(list)
+    not_injected: dict[str, int] = defaultdict(int)
     for record in records:
-        by_kind[record.kind].append(record.recovered_after_s or 0.0)
+        if record.injected:
+            by_kind[record.kind].append(record.recovered_after_s or 0.0)
+        else:
+            not_injected[record.kind] += 1
     summary = {}
     for kind in KINDS:
         times = sorted(by_kind.get(kind, []))
         summary[kind] = {
             "count": len(times),
+            "not_injected": not_injected.get(kind, 0),
             "recovery_max_s": times[-1] if times else None,
             "recovery_median_s": times[len(times) // 2] if times else None,
         }
@@ -48,6 +54,8 @@ def text(result: dict[str, Any]) -> str:
         f"seed {result['seed']} (replay: SOAK_SEED={result['seed']}), {result['duration_s']:.0f} s",
         f"requests: {load['new_requests']} new ids, {load['duplicates_sent']} duplicates, "
         f"{load['conflicts_sent']} conflicting reuses; attempts by status {load['attempts_by_status']}",
+        f"answers the contract does not allow: {load['disallowed_answers']} {load['disallowed_examples']}; "
+        f"new requests never acknowledged: {load['unknown_outcomes']}",
         f"acknowledged {c['acknowledged']}, unknown outcome {c['unknown_outcome']} "
         f"(of which applied {c['unknown_applied']}), entries {c['entries']}",
         f"lost {c['lost']} (and {c['lost_with_log']} lost with a Kafka log, see docs/guarantees.md), "
@@ -58,7 +66,9 @@ def text(result: dict[str, Any]) -> str:
         f"longest gap without any ack {load['longest_gap_without_ack_s']:.1f} s",
         "faults: "
         + ", ".join(
-            f"{k} {v['count']} (recovery max {v['recovery_max_s']} s)" for k, v in result["faults"].items()
+            f"{k} {v['count']} (recovery max {v['recovery_max_s']} s"
+            + (f", {v['not_injected']} not injected here)" if v["not_injected"] else ")")
+            for k, v in result["faults"].items()
         ),
     ]
     g = result.get("grpc_fuzz")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from distsum import settings as config
 from distsum.domain import canonical_request_id
-from soak import checker, faults, logscan
+from soak import checker, faults, logscan, report
 from soak.checker import Sent
 from soak.clients import spelling
 from soak.settings import SoakSettings
@@ -205,3 +205,41 @@ def test_a_log_restart_or_deleted_records_reported_where_no_fault_caused_them_is
     windows = [("log_restart", t0, t0 + 10), ("broker_kill", t0 + 15, t0 + 25)]
     alarms = logscan.scan({"ledger": log}, windows, logscan.alarm_lines)
     assert logscan.false_alarms(alarms) == {"broker_kill / ledger": {restart: 1, deleted: 1}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "first_attempt", "conflict_accepted", "stopping", "allowed"),
+    [
+        ("new", "OK", True, False, False, True),
+        ("new", "UNAVAILABLE", True, False, False, True),
+        ("new", "DEADLINE_EXCEEDED", False, False, False, True),
+        ("new", "REPLAYED", False, False, False, True),  # a retry of what was published before
+        ("new", "REPLAYED", True, False, False, False),  # a fresh id cannot be a replay
+        ("new", "ALREADY_EXISTS", False, False, False, False),  # a fresh id is never a conflict
+        ("duplicate", "ALREADY_EXISTS", True, False, False, False),
+        ("duplicate", "ALREADY_EXISTS", True, True, False, True),  # a replica took the reuse first
+        ("conflict", "ALREADY_EXISTS", True, False, False, True),
+        ("conflict", "OK", True, False, False, True),  # the other replica did not know the id
+        ("new", "CANCELLED", False, False, False, False),
+        ("new", "CANCELLED", False, False, True, True),
+        ("new", "INTERNAL", True, False, False, False),
+        ("new", "UNKNOWN", True, False, False, False),
+        ("duplicate", "WRONG_SUM", True, False, False, False),
+        ("new", "INVALID_ARGUMENT", True, False, False, False),
+    ],
+)
+def test_every_answer_is_judged_by_the_contract(  # noqa: PLR0917
+    kind: str, code: str, first_attempt: bool, conflict_accepted: bool, stopping: bool, allowed: bool
+) -> None:
+    sent = Sent(1, 2, conflict_accepted=conflict_accepted)
+    assert checker.answer_allowed(kind, code, sent, first_attempt=first_attempt, stopping=stopping) is allowed
+
+
+def test_a_fault_this_machine_cannot_inject_is_reported_and_not_counted() -> None:
+    records = [
+        faults.FaultRecord("full_volume", "ledger volume", 1.0, 0.0, "not injected: a dir", injected=False),
+        faults.FaultRecord("sum_kill", "sum-svc-1", 2.0, 1.5),
+    ]
+    summary = report.faults_summary(records)
+    assert (summary["full_volume"]["count"], summary["full_volume"]["not_injected"]) == (0, 1)
+    assert (summary["sum_kill"]["count"], summary["sum_kill"]["recovery_max_s"]) == (1, 1.5)
