@@ -39,7 +39,10 @@ from distsum.v1 import sum_pb2, sum_pb2_grpc
 
 target, count, clients, run_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 retriable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target)) for _ in range(clients)]
+# A subchannel pool of its own per channel: one connection per client, as independent clients would have
+# (by default the channels of a process share one connection, so every call would reach the same pod).
+options = [("grpc.use_local_subchannel_pool", 1)]
+stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target, options=options)) for _ in range(clients)]
 answers, lock = collections.Counter(), threading.Lock()
 last_ack = [0.0]
 
@@ -93,15 +96,14 @@ def load_while(
     release: Release,
     *,
     name: str,
-    disrupt: Callable[[], list[str]],
+    pods: list[str],
+    disrupt: Callable[[dict[str, float]], list[str]],
 ) -> dict[str, Any]:
-    """Run the load Job against the sum Service, call `disrupt` once a third is counted, and check that
-    the ledger counts exactly what the Job acknowledged. `disrupt` returns the sum pods it takes away:
-    each must have served Adds of this run before it went (the disruption hit the traffic). Returns the
-    Job's report."""
+    """Run the load Job against the sum Service (served by `pods`), call `disrupt` with the Adds each pod
+    has served of this run once a third is counted, and check that the ledger counts exactly what the Job
+    acknowledged. `disrupt` returns the sum pods it takes away: each must have served Adds of this run
+    before it went (the disruption hit the traffic). Returns the Job's report."""
     before = ledger_reading(settings, core, release)
-    pods = [p.metadata.name for p in core.list_namespaced_pod(
-        release.namespace, label_selector=release.selector("sum")).items]  # fmt: skip
     served_before = {pod: adds_served(settings, release.namespace, pod) for pod in pods}
     target = service_with_port(core, release.namespace, release.name, 50051).removeprefix("svc/")
     run_id = f"{release.namespace}/{name}"
@@ -115,7 +117,7 @@ def load_while(
 
     at_disruption = wait_until(a_third, SECONDS, "a third counted", 0.5)
     served = {pod: adds_served(settings, release.namespace, pod) - served_before[pod] for pod in pods}
-    disrupted = disrupt()
+    disrupted = disrupt(served)
     disrupted_at = time.time()
     assert at_disruption["count"] < before["count"] + LOAD, "the load ended before the disruption"
     wait_job_complete(batch, core, release.namespace, name, SECONDS)
@@ -149,11 +151,20 @@ def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
     try:
         pods = wait_pods_ready(core, release.namespace, release.selector("sum"), 2, SECONDS)
 
-        def delete_one() -> list[str]:
-            core.delete_namespaced_pod(pods[0].metadata.name, release.namespace, grace_period_seconds=0)
-            return [pods[0].metadata.name]
+        def delete_the_busiest(served: dict[str, float]) -> list[str]:
+            busiest = max(served, key=lambda pod: served[pod])
+            core.delete_namespaced_pod(busiest, release.namespace, grace_period_seconds=0)
+            return [busiest]
 
-        report = load_while(settings, batch, core, release, name="load-sum-deleted", disrupt=delete_one)
+        report = load_while(
+            settings,
+            batch,
+            core,
+            release,
+            name="load-sum-deleted",
+            pods=[p.metadata.name for p in pods],
+            disrupt=delete_the_busiest,
+        )
         # Calls in flight on the pod killed with no grace are lost to their clients, who retry them.
         assert report["retries"] > 0, report
     finally:
@@ -173,12 +184,13 @@ def test_rollout_restart_of_both_workloads(
     ]  # fmt: skip
     assert len(workloads) == 2, workloads
 
-    def restart() -> list[str]:
-        old = [p.metadata.name for p in core.list_namespaced_pod(
-            release.namespace, label_selector=release.selector("sum")).items]  # fmt: skip
-        run(*kubectl, "rollout", "restart", *workloads)
-        return old
+    ready = wait_pods_ready(core, release.namespace, release.selector("sum"), 1, SECONDS)
+    pods = [p.metadata.name for p in ready]
 
-    load_while(settings, batch, core, release, name="load-rollout-restart", disrupt=restart)
+    def restart(_: dict[str, float]) -> list[str]:
+        run(*kubectl, "rollout", "restart", *workloads)
+        return pods  # every sum pod is replaced
+
+    load_while(settings, batch, core, release, name="load-rollout-restart", pods=pods, disrupt=restart)
     for workload in workloads:
         run(*kubectl, "rollout", "status", workload, f"--timeout={SECONDS}s", timeout=SECONDS + 30)
