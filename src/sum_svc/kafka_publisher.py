@@ -196,7 +196,15 @@ class KafkaPublisher:
             self._replace_producer()
         with self._lock:
             producer = self._producer
-        producer.poll(0.1)
+        try:
+            producer.poll(0.1)
+        except KafkaException as exc:
+            # confluent-kafka raises a fatal error (an idempotence failure, say) from poll() instead of
+            # passing it to error_cb: the producer is unusable, and only a new one can go on.
+            error = exc.args[0] if exc.args else None
+            if not (isinstance(error, KafkaError) and error.fatal()):
+                raise
+            self._on_error(error)
         if self._reports:
             try:
                 self._loop.call_soon_threadsafe(self._settle_reports)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
 import uuid
 from datetime import UTC, datetime
 from functools import partial
@@ -20,12 +19,14 @@ from tests.integration.conftest import LedgerFactory, producer
 
 EVENTS = 20_000
 KILLS = 6
+AHEAD = 1000  # events published beyond a kill point before the kill
 
 
-def produce_stream(topic: Topic, events: list[SumComputed], resend_every: int) -> None:
-    """Every resend_every-th event is published twice, as a retry that reached another replica would be."""
+def produce(topic: Topic, events: list[SumComputed], start: int, resend_every: int) -> None:
+    """events[start:] and wait for their acknowledgement; every resend_every-th event (by its index in the
+    stream) is published twice, as a retry that reached another replica would be."""
     kafka = producer(topic.bootstrap)
-    for index, event in enumerate(events):
+    for index, event in enumerate(events[start:], start):
         payload = event_codec.encode(event)
         for _ in range(2 if index % resend_every == 0 else 1):
             while True:
@@ -63,19 +64,21 @@ def test_sigkill_at_random_points_keeps_the_total_exact(topic: Topic, start_ledg
         for a, b in ((rng.randint(-(2**40), 2**40), rng.randint(-(2**40), 2**40)) for _ in range(EVENTS))
     ]
     ledger = start_ledger(topic, LEDGER_BATCH_MAX_MESSAGES="200")
-    stream = threading.Thread(target=produce_stream, args=(topic, events, 20))
-    stream.start()
 
-    # Below the end by more than a few batches, so each kill comes while events are still to be applied.
-    kill_points = sorted(rng.sample(range(100, EVENTS - 1000), KILLS))
+    # The stream is published a little ahead of each kill point and no further, so every kill comes with
+    # events still to be applied, and the rest of the stream still to be published, whatever the pace.
+    kill_points = sorted(rng.sample(range(100, EVENTS - AHEAD), KILLS))
+    published = 0
     for number, point in enumerate(kill_points):
+        produce(topic, events[: point + AHEAD], published, 20)
+        published = point + AHEAD
         reached = wait_until(
             partial(count_reached, ledger, point), 120, f"count to reach {point} (seed {seed})", 0.01
         )
         crash(ledger, kill_consumer_only=number % 2 == 1)
         assert reached < EVENTS, f"kill {number + 1} came after the last event was applied (seed {seed})"
         ledger.restart()
-    stream.join(120)
+    produce(topic, events, published, 20)
 
     body = ledger.client.wait_count(EVENTS, timeout=120)
     assert body["total"] == str(sum(e.sum for e in events)), f"seed {seed}"

@@ -1,5 +1,6 @@
-"""The publisher's delivery-report thread outlives an unexpected error (a real librdkafka producer,
-pointed at a port where no broker listens, so every event fails by message.timeout.ms)."""
+"""The publisher's delivery-report thread outlives an unexpected error, and replaces a producer that met
+a fatal one (a real librdkafka producer, pointed at a port where no broker listens, so every event fails
+by message.timeout.ms)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,44 @@ async def test_delivery_reports_are_still_served_after_the_poller_met_an_error(
     assert PollFailsOnce.failed
     assert metrics.POLLER_ERRORS._value.get() == errors_before + 1
     assert any("carrying on" in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+class PollFatalOnce(Producer):
+    """poll() raises a fatal error once, as confluent-kafka does for a fatal idempotence error (it does not
+    pass fatal errors to error_cb)."""
+
+    raised = False
+
+    def poll(self, *args: Any, **kwargs: Any) -> int:
+        if not PollFatalOnce.raised:
+            PollFatalOnce.raised = True
+            raise KafkaException(KafkaError(KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, "injected", fatal=True))
+        return int(super().poll(*args, **kwargs))
+
+
+async def test_a_fatal_error_raised_by_poll_replaces_the_producer(caplog: pytest.LogCaptureFixture) -> None:
+    replacements = metrics.PRODUCER_REPLACEMENTS.labels(reason="fatal_error")._value
+    replaced_before = replacements.get()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kafka_publisher, "Producer", PollFatalOnce)
+        publisher = KafkaPublisher(
+            NOWHERE,
+            "sums",
+            DELIVERY_TIMEOUT,
+            client_id="test",
+            loop=asyncio.get_running_loop(),
+            on_log_lost=lambda: None,
+        )
+        try:
+            with caplog.at_level(logging.ERROR, logger=kafka_publisher.__name__):
+
+                async def replaced() -> None:
+                    while replacements.get() == replaced_before:
+                        await asyncio.sleep(0.05)
+
+                await asyncio.wait_for(replaced(), WAIT)
+        finally:
+            await asyncio.to_thread(publisher.close, 0)
+
+    assert any(record.getMessage() == "replacing the kafka producer" for record in caplog.records)
+    assert not any("carrying on" in record.getMessage() for record in caplog.records)
