@@ -21,6 +21,18 @@ DELIVERY_TIMEOUT = 0.5
 WAIT = 10.0
 
 
+def new_publisher() -> KafkaPublisher:
+    """A publisher on the running loop, aimed where no broker listens."""
+    return KafkaPublisher(
+        NOWHERE,
+        "sums",
+        DELIVERY_TIMEOUT,
+        client_id="test",
+        loop=asyncio.get_running_loop(),
+        on_log_lost=lambda: None,
+    )
+
+
 class PollFailsOnce(Producer):
     """poll() raises once, as it does when a callback raised inside it."""
 
@@ -38,14 +50,7 @@ async def test_delivery_reports_are_still_served_after_the_poller_met_an_error(
 ) -> None:
     monkeypatch.setattr(kafka_publisher, "Producer", PollFailsOnce)
     errors_before = metrics.POLLER_ERRORS._value.get()
-    publisher = KafkaPublisher(
-        NOWHERE,
-        "sums",
-        DELIVERY_TIMEOUT,
-        client_id="test",
-        loop=asyncio.get_running_loop(),
-        on_log_lost=lambda: None,
-    )
+    publisher = new_publisher()
     try:
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with caplog.at_level(logging.ERROR, logger=kafka_publisher.__name__):
@@ -79,14 +84,7 @@ async def test_a_fatal_error_raised_by_poll_replaces_the_producer(caplog: pytest
     replaced_before = replacements.get()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kafka_publisher, "Producer", PollFatalOnce)
-        publisher = KafkaPublisher(
-            NOWHERE,
-            "sums",
-            DELIVERY_TIMEOUT,
-            client_id="test",
-            loop=asyncio.get_running_loop(),
-            on_log_lost=lambda: None,
-        )
+        publisher = new_publisher()
         try:
             with caplog.at_level(logging.ERROR, logger=kafka_publisher.__name__):
 
