@@ -75,6 +75,20 @@ class SumService:
         self.wait_status("SERVING", timeout)
 
 
+def read_total_file(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def wait_total_file(path: Path, total: object, timeout: float = 30) -> None:
+    """Until the `total` file reads `total`: it is replaced just after the store commit the REST API
+    already shows (a ledger run as a process here, or in a container on a mounted volume)."""
+    expected = f"{total}\n"
+    wait_until(lambda: read_total_file(path) == expected, timeout, f"{path} to read {expected!r}")
+
+
 @dataclass
 class Ledger:
     process: ManagedProcess
@@ -109,17 +123,10 @@ class Ledger:
 
     def total_file(self) -> str | None:
         """The text of the `total` file on the ledger's volume, or None while there is none."""
-        try:
-            return self.settings.total_file.read_text()
-        except OSError:
-            return None
+        return read_total_file(self.settings.total_file)
 
     def wait_total_file(self, total: object, timeout: float = 30) -> None:
-        """The total file is replaced just after the store commit the REST API already shows."""
-        expected = f"{total}\n"
-        wait_until(
-            lambda: self.total_file() == expected, timeout, f"{self.settings.total_file} to read {expected!r}"
-        )
+        wait_total_file(self.settings.total_file, total, timeout)
 
     def consumer_pid(self) -> int:
         status = consumer_status.read(self.settings.status_file)

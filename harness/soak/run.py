@@ -25,6 +25,7 @@ from confluent_kafka import KafkaException
 
 from distsum import settings as config
 from distsum.clients.ledger import Entry, Total
+from distsum.clients.waiting import WaitTimeout
 from localstack import results
 from localstack.kafka_broker import ensure_kafka_libs
 from localstack.stack import Ledger
@@ -62,9 +63,8 @@ def _settle(ledger: Ledger, wanted: set[str]) -> tuple[list[Entry], Total, str |
     total = ledger.client.wait_settled(quiet=5.0, timeout=SETTLE_TIMEOUT)
     reader.read_new()
     # The file is replaced just after the commit the REST API shows; give it a moment to agree.
-    deadline = time.monotonic() + 10
-    while (ledger.total_file() or "").strip() != total["total"] and time.monotonic() < deadline:
-        time.sleep(0.2)
+    with contextlib.suppress(WaitTimeout):  # a file that never agrees is the checker's to report
+        ledger.wait_total_file(total["total"], 10)
     return reader.entries, total, ledger.total_file()
 
 

@@ -15,7 +15,7 @@ from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
 from distsum.kafka import clients as kafka_clients
 from localstack.ports import free_port
-from localstack.stack import QUICK_RECOVERY
+from localstack.stack import QUICK_RECOVERY, wait_total_file
 from tests.conftest import Topic
 from tests.containers.conftest import Containers, assert_hardened
 from tests.containers.docker_cli import APP_UID, LEDGER_IMAGE, Container
@@ -105,6 +105,6 @@ def test_ledger_container_killed_mid_stream_keeps_the_total_exact(
     assert body["total"] == str(sum(event.sum for event in events)), f"seed {seed}"
 
     # The total file is replaced just after the store commit the REST API already shows.
-    wait_until(lambda: (data / "total").read_text() == f"{body['total']}\n", 30, "the total file", 0.05)
+    wait_total_file(data / "total", body["total"])
     for name in ("ledger.db", "total"):
         assert (data / name).stat().st_uid == APP_UID, name
