@@ -80,7 +80,7 @@ cluster-up: ## kind cluster "distsum" with Strimzi, monitoring, Loki, Tempo, All
 	scripts/cluster/up.sh
 
 cluster-down: ## delete the kind cluster "distsum"
-	scripts/cluster/down.sh
+	scripts/cluster/kind.sh down distsum
 
 e2e: $(INSTALLED) ## the chart on a real kind cluster, built offline where no registry answers (tests/e2e)
 	@if scripts/docker/engine.sh check; then \
@@ -90,10 +90,10 @@ e2e: $(INSTALLED) ## the chart on a real kind cluster, built offline where no re
 	fi
 
 e2e-up: ## create (or reuse) the e2e kind cluster "distsum-e2e" and wait until it is ready
-	scripts/e2e/cluster.sh up
+	scripts/cluster/kind.sh up distsum-e2e
 
 e2e-down: ## delete the e2e kind cluster "distsum-e2e"
-	scripts/e2e/cluster.sh down
+	scripts/cluster/kind.sh down distsum-e2e
 
 loadtest: ## the k6 load test as a Job in the current kubectl context's cluster; prints k6's summary, fails like k6
 	scripts/loadtest.sh

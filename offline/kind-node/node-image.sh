@@ -12,7 +12,7 @@
 #   DISTSUM_CACHE_DIR         cache root (default: ${XDG_CACHE_HOME:-~/.cache}/distsum)
 set -euo pipefail
 # kind's default pod subnet; kindnetd is not available offline, so kind runs with disableDefaultCNI
-# (k8s/kind/e2e-offline.yaml) and this static bridge network serves the single node's pods.
+# (k8s/kind/offline.yaml) and this static bridge network serves the single node's pods.
 POD_SUBNET=10.244.0.0/24
 me="node-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"

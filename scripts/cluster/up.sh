@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring up the whole stack on a local kind cluster named "distsum" (make cluster-up):
-#   1. the kind cluster (k8s/kind/cluster.yaml), reused when it exists;
+#   1. the kind cluster (scripts/cluster/kind.sh up distsum, the same script make e2e uses), reused when
+#      it answers;
 #   2. the namespaces with their Pod Security labels and the Grafana admin Secret (prepare.sh);
 #   3. the Strimzi operator, then kube-prometheus-stack, Loki, Tempo and Alloy (charts and versions pinned
 #      in pins.env, values in k8s/observability/);
@@ -15,8 +16,9 @@
 #                         (they are turned on otherwise).
 #   DISTSUM_IMAGE_TAG     tag of the images to load (default: appVersion of charts/distributed-sum).
 #
-# Needs docker (with a running daemon), kind, helm, kubectl, make and access to the internet: the charts
-# come from their public chart repositories and the cluster pulls the third-party images itself.
+# Needs make, Go (kind and helm are built from pins.env once; see scripts/cluster/kind.sh for using your
+# own), a Docker engine (started by kind.sh when it is not running) and access to the internet: the
+# charts come from their public chart repositories and the cluster pulls the third-party images itself.
 set -euo pipefail
 me="cluster-up"
 # shellcheck source=scripts/lib.sh
@@ -25,6 +27,7 @@ cd "$repo"
 
 cluster=distsum
 context="kind-$cluster"
+kind="" kubectl="" helm="" # set in main from scripts/cluster/kind.sh tools
 helm_timeout=15m
 images=(distributed-sum/sum-svc distributed-sum/ledger-svc)
 
@@ -38,27 +41,9 @@ esac
 [[ $observability == 0 || $observability == 1 ]] || die "DISTSUM_OBSERVABILITY must be 0 or 1"
 
 check_prerequisites() {
-  local tool missing=()
-  for tool in docker kind helm kubectl make; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-  done
-  ((${#missing[@]} == 0)) \
-    || die "missing tool(s): ${missing[*]}. Install them (see docs/kubernetes.md) and run again."
-  docker info >/dev/null 2>&1 \
-    || die "the Docker daemon is not reachable: start Docker, or give this user access to it"
+  command -v make >/dev/null 2>&1 || die "missing tool(s): make. Install it and run again."
   [[ -f $APP_CHART/Chart.yaml ]] || die "$APP_CHART/Chart.yaml is missing"
   [[ -f $APP_VALUES ]] || die "$APP_VALUES is missing"
-}
-
-ensure_cluster() {
-  if grep -qx "$cluster" <<<"$(kind get clusters 2>/dev/null)"; then
-    log "kind cluster '$cluster' exists; reusing it"
-  else
-    log "creating kind cluster '$cluster' (a minute or two)"
-    kind create cluster --name "$cluster" --config k8s/kind/cluster.yaml --wait 180s
-  fi
-  kubectl --context "$context" cluster-info >/dev/null \
-    || die "kubectl cannot reach context $context; try 'make cluster-down' and run again"
 }
 
 # install_chart RELEASE CHART REPO VERSION NAMESPACE VALUES_FILE
@@ -66,13 +51,13 @@ ensure_cluster() {
 install_chart() {
   local release=$1 chart=$2 repo=$3 version=$4 namespace=$5 values=$6
   log "installing $chart $version as '$release' in namespace $namespace"
-  helm upgrade --install "$release" "$chart" --repo "$repo" --version "$version" \
+  "$helm" upgrade --install "$release" "$chart" --repo "$repo" --version "$version" \
     --kube-context "$context" --namespace "$namespace" --values "$values" \
     --wait --timeout "$helm_timeout"
 }
 
 wait_for_crds() {
-  kubectl --context "$context" wait --for condition=Established --timeout=120s "${@/#/crd/}"
+  "$kubectl" --context "$context" wait --for condition=Established --timeout=120s "${@/#/crd/}"
 }
 
 install_operator() {
@@ -112,7 +97,7 @@ build_and_load_images() {
     refs+=("$image:$tag")
   done
   log "loading ${refs[*]} into the kind node"
-  kind load docker-image --name "$cluster" "${refs[@]}"
+  "$kind" load docker-image --name "$cluster" "${refs[@]}"
 }
 
 install_app() {
@@ -130,27 +115,27 @@ install_app() {
     --set "monitoring.dashboards.enabled=$on" --set "tracing.enabled=$on"
   )
   log "installing $APP_CHART as '$APP_RELEASE' in $APP_NAMESPACE (Kafka starts first: a few minutes)"
-  helm upgrade --install "$APP_RELEASE" "$APP_CHART" --kube-context "$context" \
+  "$helm" upgrade --install "$APP_RELEASE" "$APP_CHART" --kube-context "$context" \
     --namespace "$APP_NAMESPACE" --values "$APP_VALUES" "${args[@]}" --wait --timeout "$helm_timeout"
-  kubectl --context "$context" -n "$APP_NAMESPACE" wait kafka --all --for condition=Ready --timeout=10m
+  "$kubectl" --context "$context" -n "$APP_NAMESPACE" wait kafka --all --for condition=Ready --timeout=10m
   for workload in deployment statefulset; do
-    for name in $(kubectl --context "$context" -n "$APP_NAMESPACE" get "$workload" \
+    for name in $("$kubectl" --context "$context" -n "$APP_NAMESPACE" get "$workload" \
       -l "app.kubernetes.io/instance=$APP_RELEASE" -o name); do
-      kubectl --context "$context" -n "$APP_NAMESPACE" rollout status "$name" --timeout=5m
+      "$kubectl" --context "$context" -n "$APP_NAMESPACE" rollout status "$name" --timeout=5m
     done
   done
 }
 
 # service_with_port PORT: the app Service that exposes PORT (names follow the release, so look them up).
 service_with_port() {
-  kubectl --context "$context" -n "$APP_NAMESPACE" get service \
+  "$kubectl" --context "$context" -n "$APP_NAMESPACE" get service \
     -l "app.kubernetes.io/instance=$APP_RELEASE" \
     -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.ports[*].port}{"\n"}{end}' \
     | awk -v port="$1" '!found { for (i = 2; i <= NF; i++) if ($i == port) { print $1; found = 1; break } }'
 }
 
 print_access() {
-  local sum_svc ledger_svc namespaces="$STRIMZI_NAMESPACE, $APP_NAMESPACE" k="kubectl --context $context"
+  local sum_svc ledger_svc namespaces="$STRIMZI_NAMESPACE, $APP_NAMESPACE" k="$kubectl --context $context"
   ((observability)) && namespaces+=", $KPS_NAMESPACE"
   sum_svc="$(service_with_port 50051)"
   ledger_svc="$(service_with_port 8080)"
@@ -182,15 +167,20 @@ EOF
 }
 
 main() {
-  local tag prepare_args=()
+  local tag tools prepare_args=()
   check_prerequisites
+  # One path (online or offline) and one set of binaries for every step.
+  DISTSUM_CLUSTER_PATH="$(scripts/cluster/kind.sh path)"
+  export DISTSUM_CLUSTER_PATH
+  tools="$(scripts/cluster/kind.sh tools)"
+  eval "$tools" # sets kind, kubectl, helm
   tag="$(image_tag)"
   [[ -n $tag ]] || die "cannot read appVersion from $APP_CHART/Chart.yaml; set DISTSUM_IMAGE_TAG"
-  ensure_cluster
+  scripts/cluster/kind.sh up "$cluster"
   ((observability)) || prepare_args+=(--no-observability)
   log "preparing namespaces"
   # The ${a[@]+...} form keeps an empty array from tripping `set -u` in the bash 3.2 of macOS.
-  KUBE_CONTEXT="$context" scripts/cluster/prepare.sh ${prepare_args[@]+"${prepare_args[@]}"}
+  DISTSUM_KUBECTL="$kubectl" KUBE_CONTEXT="$context" scripts/cluster/prepare.sh ${prepare_args[@]+"${prepare_args[@]}"}
   install_operator
   if ((observability)); then
     install_observability

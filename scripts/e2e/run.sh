@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make e2e`: the end-to-end tests (tests/e2e) against a real kind cluster.
-#   1. the cluster distsum-e2e (cluster.sh up: online or offline path, printed);
+#   1. the cluster distsum-e2e (scripts/cluster/kind.sh up: online or offline path, printed);
 #   2. our images (make images) and the local Kafka image (kafka-image.sh), loaded into the node;
 #   3. pytest tests/e2e against the context kind-distsum-e2e (with skaffold run and skaffold dev);
 #   4. the cluster is deleted again, unless DISTSUM_E2E_KEEP=1.
-#   DISTSUM_E2E_PATH=online|offline   force a path (see cluster.sh)
-#   DISTSUM_E2E_KEEP=1                keep the cluster (a later run reuses it)
-#   PYTEST_ARGS                       extra pytest arguments, e.g. "-k helm -x"
+#   DISTSUM_CLUSTER_PATH=online|offline   force a path (see scripts/cluster/kind.sh)
+#   DISTSUM_E2E_KEEP=1                    keep the cluster (a later run reuses it)
+#   PYTEST_ARGS                           extra pytest arguments, e.g. "-k helm -x"
 set -euo pipefail
 me="e2e"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
@@ -15,37 +15,35 @@ source "$repo/scripts/lib.sh"
 cd "$repo"
 image_tag=dev # what make images tags besides the version
 
-path="$(scripts/e2e/cluster.sh path)"
-export DISTSUM_E2E_PATH="$path"
+cluster=distsum-e2e
+path="$(scripts/cluster/kind.sh path)"
+# The same path for every step below, decided once.
+export DISTSUM_CLUSTER_PATH="$path"
+kind="" kubectl="" helm=""
+tools="$(scripts/cluster/kind.sh tools)"
+eval "$tools" # sets kind, kubectl, helm
 if [[ ${DISTSUM_E2E_KEEP:-0} != 1 ]]; then
-  on_exit scripts/e2e/cluster.sh down
+  on_exit scripts/cluster/kind.sh down "$cluster"
 fi
 timed() {
   local start=$SECONDS
   "$@"
   log "$* took $((SECONDS - start))s"
 }
-timed scripts/e2e/cluster.sh up
+timed scripts/cluster/kind.sh up "$cluster"
 timed scripts/docker/build-images.sh
 # Kafka from the verified jars on both paths for now (Strimzi on the online path is still to come).
 DISTSUM_E2E_KAFKA_IMAGE="$(timed offline/kafka-image.sh | tail -n 1)"
 export DISTSUM_E2E_KAFKA_IMAGE
 images=("distributed-sum/sum-svc:$image_tag" "distributed-sum/ledger-svc:$image_tag" "$DISTSUM_E2E_KAFKA_IMAGE")
-if [[ $path == offline ]]; then
-  DISTSUM_E2E_KUBECTL="$(offline/kind-node/k8s-binaries.sh | tail -n 1)/kubectl"
-else
-  DISTSUM_E2E_KUBECTL="$(command -v kubectl)" || die "kubectl is needed on the online path"
-fi
-export DISTSUM_E2E_KUBECTL DISTSUM_E2E_IMAGE_TAG="$image_tag"
-DISTSUM_E2E_HELM="$(scripts/go-tool.sh helm)"
-export DISTSUM_E2E_HELM DISTSUM_E2E_CONTEXT=kind-distsum-e2e
-timed "$(scripts/go-tool.sh kind)" load docker-image --name distsum-e2e "${images[@]}"
+export DISTSUM_E2E_KUBECTL="$kubectl" DISTSUM_E2E_HELM="$helm" DISTSUM_E2E_KIND="$kind"
+export DISTSUM_E2E_IMAGE_TAG="$image_tag" DISTSUM_E2E_CONTEXT="kind-$cluster"
+timed "$kind" load docker-image --name "$cluster" "${images[@]}"
 # tests/e2e/test_skaffold.py: the pinned skaffold builds the images itself on the same base (profile
 # offline) with the buildx plugin, and loads them with kind. Building skaffold takes ~4 min once.
 DISTSUM_E2E_SKAFFOLD="$(timed scripts/go-tool.sh skaffold | tail -n 1)"
 DISTSUM_E2E_DOCKER_CONFIG="$(timed scripts/docker/buildx-config.sh | tail -n 1)"
-DISTSUM_E2E_KIND="$(scripts/go-tool.sh kind)"
 DISTSUM_E2E_BASE_IMAGE="$(offline/base-image.sh | tail -n 1)"
-export DISTSUM_E2E_SKAFFOLD DISTSUM_E2E_DOCKER_CONFIG DISTSUM_E2E_KIND DISTSUM_E2E_BASE_IMAGE
+export DISTSUM_E2E_SKAFFOLD DISTSUM_E2E_DOCKER_CONFIG DISTSUM_E2E_BASE_IMAGE
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
 timed .venv/bin/pytest tests/e2e ${PYTEST_ARGS:-}

@@ -92,24 +92,33 @@ def test_prepare_without_observability_creates_no_secret(fake_bin: Path) -> None
     assert [call.split()[3] for call in recorded_calls(fake_bin)] == ["apply"]
 
 
-def test_up_names_every_missing_tool(fake_bin: Path) -> None:
+def test_up_names_a_missing_make(fake_bin: Path) -> None:
     for tool in ("dirname", "sed", "grep"):
         found = shutil.which(tool)
         assert found
         (fake_bin / tool).symlink_to(found)
     done = run_cluster_script("up.sh", fake_bin, path_rest="")
     assert done.returncode == 1
-    assert "missing tool(s): docker kind helm kubectl make" in done.stderr
+    assert "missing tool(s): make" in done.stderr
 
 
-def test_up_stops_when_docker_is_not_running(fake_bin: Path) -> None:
-    for tool in ("kind", "helm", "kubectl", "make"):
-        stand_in(fake_bin, tool, 'echo "$0 $*" >> "$CALLS"')
-    stand_in(fake_bin, "docker", "exit 1")
-    done = run_cluster_script("up.sh", fake_bin)
+def test_up_installs_nothing_when_the_cluster_cannot_be_made(fake_bin: Path) -> None:
+    recorder = 'echo "${0##*/} $*" >> "$CALLS"'
+    for tool in ("helm", "kubectl", "make"):
+        stand_in(fake_bin, tool, recorder)
+    stand_in(fake_bin, "docker", 'case "$*" in "info --format"*) echo runc-nosysres ;; esac')
+    stand_in(fake_bin, "kind", f"{recorder}; [[ $1 != create ]]")
+    done = run_cluster_script(
+        "up.sh",
+        fake_bin,
+        DISTSUM_CLUSTER_PATH="online",
+        **{f"DISTSUM_{tool.upper()}": str(fake_bin / tool) for tool in ("kind", "helm", "kubectl")},
+    )
     assert done.returncode == 1
-    assert "Docker daemon is not reachable" in done.stderr
-    assert recorded_calls(fake_bin) == [], "nothing may be created before the prerequisites are met"
+    assert "kind create cluster failed" in done.stderr
+    assert [call.split()[0] for call in recorded_calls(fake_bin)] == ["kind", "kind"], (
+        "nothing may be installed when the cluster could not be made"
+    )
 
 
 def test_up_rejects_unknown_arguments(fake_bin: Path) -> None:
@@ -119,8 +128,8 @@ def test_up_rejects_unknown_arguments(fake_bin: Path) -> None:
 
 
 @pytest.mark.parametrize(("clusters", "deleted"), [("other\ndistsum", True), ("other", False)])
-def test_down_deletes_only_the_distsum_cluster(fake_bin: Path, clusters: str, deleted: bool) -> None:
+def test_down_deletes_only_the_named_cluster(fake_bin: Path, clusters: str, deleted: bool) -> None:
     stand_in(fake_bin, "kind", f'echo "kind $*" >> "$CALLS"; [[ $1 == get ]] && printf "{clusters}\\n"; true')
-    done = run_cluster_script("down.sh", fake_bin)
+    done = run_cluster_script("kind.sh", fake_bin, "down", "distsum", DISTSUM_KIND=str(fake_bin / "kind"))
     assert done.returncode == 0, done.stderr
     assert ("kind delete cluster --name distsum" in recorded_calls(fake_bin)) is deleted

@@ -1,5 +1,6 @@
 """scripts/cluster/up.sh from start to end against recording stand-ins for docker, kind, helm, kubectl and
-make: what it installs, in which order, with which values, and what it tells the user."""
+make (kind, helm and kubectl handed over the way a user hands over their own: DISTSUM_KIND, DISTSUM_HELM,
+DISTSUM_KUBECTL): what it installs, in which order, with which values, and what it tells the user."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.deploy.stand_ins import recorded_calls, run_cluster_script, stand_in
 RECORDER = """name=${0##*/}
 echo "$name $*" >> "$CALLS"
 case "$name $*" in
+  "docker info --format"*) echo runc-nosysres ;;
   "kind get clusters") echo distsum ;;
   "kubectl "*"get secret"*) exit 1 ;;
   "kubectl "*"create secret"*) cat > /dev/null ;;
@@ -39,7 +41,10 @@ def _up(tmp_path: Path, *args: str, **env_extra: str) -> tuple[list[str], str]:
         stand_in(bin_dir, tool, RECORDER)
     # Empty is up.sh's default: the developer's own settings must not change what the test sees.
     unset = {"DISTSUM_OBSERVABILITY": "", "DISTSUM_IMAGE_TAG": ""}
-    done = run_cluster_script("up.sh", bin_dir, *args, **{**unset, **env_extra})
+    tools = {f"DISTSUM_{tool.upper()}": str(bin_dir / tool) for tool in ("kind", "helm", "kubectl")}
+    done = run_cluster_script(
+        "up.sh", bin_dir, *args, DISTSUM_CLUSTER_PATH="online", **{**unset, **tools, **env_extra}
+    )
     assert done.returncode == 0, done.stderr
     return recorded_calls(bin_dir), done.stdout
 

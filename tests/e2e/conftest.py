@@ -58,7 +58,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def api(settings: Settings) -> Any:
-    # The cluster was just made ready by scripts/e2e/cluster.sh; an API server slow to answer /version
+    # The cluster was just made ready by scripts/cluster/kind.sh; an API server slow to answer /version
     # gets a minute before the run fails.
     deadline = time.monotonic() + 60
     while True:

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
-# The kind cluster "distsum-e2e" the end-to-end tests run against.
+# The kind clusters, made one way for both callers: "distsum" (make cluster-up) and "distsum-e2e"
+# (make e2e).
 #
-#   scripts/e2e/cluster.sh up     create it, or reuse it when it answers; wait until the node is Ready,
-#                                 CoreDNS and the storage provisioner are available
-#   scripts/e2e/cluster.sh down   delete it
-#   scripts/e2e/cluster.sh path   print which path applies here: online or offline
+#   scripts/cluster/kind.sh up NAME     create cluster NAME, or reuse it when it answers; wait until the
+#                                       node is Ready, CoreDNS and the storage provisioner are available
+#   scripts/cluster/kind.sh down NAME   delete it
+#   scripts/cluster/kind.sh path        print which path applies here: online or offline
+#   scripts/cluster/kind.sh tools       print the kind, kubectl and helm to use, as shell assignments
+#                                       (callers eval them)
 #
 # Two paths, decided within seconds and printed:
 #   online   a container registry answers: kind's published node image and its default CNI
-#            (k8s/kind/e2e.yaml)
+#            (k8s/kind/online.yaml)
 #   offline  none answers: the node image and every image in it are built locally from pinned sources
-#            (offline/kind-node/node-image.sh; ~10-15 min cold, nothing warm) and k8s/kind/e2e-offline.yaml
-#   DISTSUM_E2E_PATH=online|offline   force a path instead of probing
-#   KUBECONFIG                        where kind writes the context kind-distsum-e2e (kind's default)
+#            (offline/kind-node/node-image.sh; ~10-15 min cold, nothing warm) and k8s/kind/offline.yaml
+#   DISTSUM_CLUSTER_PATH=online|offline   force a path instead of probing
+#   DISTSUM_KIND, DISTSUM_KUBECTL, DISTSUM_HELM
+#                                         use these binaries instead of the pinned ones (kind and helm
+#                                         built from pins.env; kubectl from the offline Kubernetes build
+#                                         on the offline path, else the one on PATH)
+#   KUBECONFIG                            where kind writes the context kind-NAME (kind's default)
 set -euo pipefail
-CLUSTER=distsum-e2e
 PROBE_SECONDS=5
 READY_SECONDS=180
-me="e2e-cluster"
+me="kind.sh"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 # shellcheck source=scripts/docker/lib.sh
 source "$repo/scripts/docker/lib.sh"
-context="kind-$CLUSTER"
 
 # kind's own default node image reference, read from the pinned kind module (not repeated here).
 online_image() {
@@ -33,10 +38,10 @@ online_image() {
 # choose_path: "online" when the registry of kind's node image answers for its manifest within
 # PROBE_SECONDS (or the image is here already), else "offline". Never waits for a long time-out.
 choose_path() {
-  case "${DISTSUM_E2E_PATH:-auto}" in
-    online | offline) log "path: $DISTSUM_E2E_PATH (forced by DISTSUM_E2E_PATH)"; echo "$DISTSUM_E2E_PATH"; return ;;
+  case "${DISTSUM_CLUSTER_PATH:-auto}" in
+    online | offline) log "path: $DISTSUM_CLUSTER_PATH (forced by DISTSUM_CLUSTER_PATH)"; echo "$DISTSUM_CLUSTER_PATH"; return ;;
     auto) ;;
-    *) die "DISTSUM_E2E_PATH must be online, offline or auto, not '$DISTSUM_E2E_PATH'" ;;
+    *) die "DISTSUM_CLUSTER_PATH must be online, offline or auto, not '$DISTSUM_CLUSTER_PATH'" ;;
   esac
   local image
   image="$(online_image)"
@@ -49,12 +54,24 @@ choose_path() {
   fi
 }
 
-kubectl_bin() {
-  if [[ $1 == offline ]] || ! command -v kubectl >/dev/null; then
+kubectl_for() {
+  if [[ -n ${DISTSUM_KUBECTL:-} ]]; then
+    echo "$DISTSUM_KUBECTL"
+  elif [[ $1 == offline ]] || ! command -v kubectl >/dev/null; then
     echo "$("$repo/offline/kind-node/k8s-binaries.sh" | tail -n 1)/kubectl"
   else
     command -v kubectl
   fi
+}
+
+kind_bin() { echo "${DISTSUM_KIND:-$("$repo/scripts/go-tool.sh" kind)}"; }
+
+# tools: the binaries every cluster script uses, as `name=path` lines quoted for eval.
+tools() {
+  local path
+  path="$(choose_path)"
+  printf 'kind=%q\nkubectl=%q\nhelm=%q\n' "$(kind_bin)" "$(kubectl_for "$path")" \
+    "${DISTSUM_HELM:-$("$repo/scripts/go-tool.sh" helm)}"
 }
 
 wait_ready() {
@@ -71,7 +88,7 @@ wait_ready() {
   log "storage provisioner available after $((SECONDS - start))s"
 }
 
-exists() { grep -qx "$CLUSTER" <<<"$("$kind" get clusters 2>/dev/null)"; }
+exists() { grep -qx "$cluster" <<<"$("$kind" get clusters 2>/dev/null)"; }
 
 up() {
   SECONDS=0
@@ -82,41 +99,47 @@ wrapper kind's privileged nodes need here. Restart it: scripts/docker/engine.sh 
   fi
   local path kubectl args=()
   path="$(choose_path)"
-  kubectl="$(kubectl_bin "$path")"
+  kubectl="$(kubectl_for "$path")"
   if exists; then
     if "$kubectl" --context "$context" get --raw /readyz >/dev/null 2>&1; then
-      log "reusing the kind cluster $CLUSTER"
+      log "reusing the kind cluster $cluster"
       wait_ready "$kubectl"
       return
     fi
-    log "the kind cluster $CLUSTER does not answer; creating it again"
-    "$kind" delete cluster --name "$CLUSTER"
+    log "the kind cluster $cluster does not answer; creating it again"
+    "$kind" delete cluster --name "$cluster"
   fi
   if [[ $path == offline ]]; then
-    args=(--config "$repo/k8s/kind/e2e-offline.yaml" --image "$("$repo/offline/kind-node/node-image.sh" | tail -n 1)")
+    args=(--config "$repo/k8s/kind/offline.yaml" --image "$("$repo/offline/kind-node/node-image.sh" | tail -n 1)")
   else
-    args=(--config "$repo/k8s/kind/e2e.yaml")
+    args=(--config "$repo/k8s/kind/online.yaml")
   fi
-  log "creating the kind cluster $CLUSTER (${args[*]})"
+  log "creating the kind cluster $cluster (${args[*]})"
   local start=$SECONDS
-  "$kind" create cluster --name "$CLUSTER" "${args[@]}" || die "kind create cluster failed"
+  "$kind" create cluster --name "$cluster" "${args[@]}" || die "kind create cluster failed"
   log "kind create cluster took $((SECONDS - start))s"
   wait_ready "$kubectl"
-  log "cluster $CLUSTER is up ($path path, ${SECONDS}s in all); kubectl context $context, kubectl $kubectl"
+  log "cluster $cluster is up ($path path, ${SECONDS}s in all); kubectl context $context, kubectl $kubectl"
 }
 
 down() {
   if exists; then
-    "$kind" delete cluster --name "$CLUSTER"
+    "$kind" delete cluster --name "$cluster"
   else
-    log "no kind cluster named $CLUSTER"
+    log "no kind cluster named $cluster"
   fi
 }
 
-kind="$("$repo/scripts/go-tool.sh" kind)"
+usage() { die "usage: $0 up NAME | down NAME | path | tools"; }
 case "${1:-}" in
-  up) up ;;
-  down) down ;;
+  up | down)
+    [[ $# == 2 && $2 =~ ^[a-z0-9][a-z0-9-]*$ ]] || usage
+    cluster=$2
+    context="kind-$cluster"
+    kind="$(kind_bin)"
+    "$1"
+    ;;
   path) choose_path ;;
-  *) die "usage: $0 up|down|path" ;;
+  tools) tools ;;
+  *) usage ;;
 esac
