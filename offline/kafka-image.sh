@@ -20,7 +20,9 @@ mkdir -p "$docker_cache"
 
 libs="$("$repo/tools/kafka/fetch-kafka.sh" | tail -n 1)"
 kafka_version="$KAFKA_VERSION"
-recipe="$(cat "${BASH_SOURCE[0]}" "$repo/tools/kafka/jars.sha256" | sha256sum | cut -c1-8)"
+# The node's settings and logging are the local stack's too (harness/localstack/kafka_broker.py).
+shared=("$repo/tools/kafka/kraft-node.properties" "$repo/tools/kafka/log4j2.properties")
+recipe="$(cat "${BASH_SOURCE[0]}" "$repo/tools/kafka/jars.sha256" "${shared[@]}" | sha256sum | cut -c1-8)"
 tag="distsum-e2e/kafka:$kafka_version-$recipe"
 if present "$tag"; then
   echo "$tag"
@@ -45,27 +47,16 @@ set -eu
 data=/var/lib/kafka
 host="${KAFKA_ADVERTISED_HOST:-$(hostname -i | cut -d' ' -f1)}"
 mkdir -p "$data/logs" "$data/kraft"
-cat >"$data/server.properties" <<PROPERTIES
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://$host:9092
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$data/kraft
-num.partitions=${KAFKA_NUM_PARTITIONS:-6}
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-PROPERTIES
+sed -e 's/@node_id@/1/' -e "s/@voters@/1@127.0.0.1:9093/" -e 's/@listen_host@//' \
+  -e "s/@advertised_host@/$host/" -e 's/@port@/9092/g' -e 's/@controller_port@/9093/' \
+  -e "s|@log_dirs@|$data/kraft|" -e "s/@partitions@/${KAFKA_NUM_PARTITIONS:-6}/" \
+  -e 's/@replication@/1/' -e 's/@min_insync@/1/' \
+  /opt/kafka/kraft-node.properties >"$data/server.properties"
+if grep -q '@[a-z_]*@' "$data/server.properties"; then
+  echo "kafka-kraft: unfilled fields in server.properties:" >&2
+  grep '@[a-z_]*@' "$data/server.properties" >&2
+  exit 1
+fi
 set -- -Xmx"${KAFKA_HEAP:-512m}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
   -Dkafka.logs.dir="$data/logs" -Dlog4j2.configurationFile=/opt/kafka/log4j2.properties -cp '/opt/kafka/libs/*'
 if [ ! -f "$data/kraft/meta.properties" ]; then
@@ -75,25 +66,13 @@ if [ ! -f "$data/kraft/meta.properties" ]; then
 fi
 exec java "$@" kafka.Kafka "$data/server.properties"
 SCRIPT
-cat >"$ctx/log4j2.properties" <<'LOG4J'
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d{HH:mm:ss,SSS}] %-5p %m (%c{1})%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-logger.raft.name = org.apache.kafka.raft
-logger.raft.level = WARN
-logger.config.name = org.apache.kafka.common.config
-logger.config.level = WARN
-LOG4J
+cp "${shared[@]}" "$ctx/"
 chmod 0755 "$ctx/kafka-kraft"
 chmod -R a+rX "$ctx"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $jre_tag
 COPY libs/ /opt/kafka/libs/
-COPY log4j2.properties /opt/kafka/
+COPY log4j2.properties kraft-node.properties /opt/kafka/
 COPY kafka-kraft /usr/local/bin/
 RUN mkdir -p /var/lib/kafka && chown 10001:10001 /var/lib/kafka
 USER 10001:10001

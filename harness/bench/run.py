@@ -13,7 +13,6 @@ import itertools
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from bench.proc_cpu import group_ticks, ms_per_call
 from bench.settings import BenchSettings
 from distsum import settings as config
 from localstack import results
+from localstack.go_tools import go_tool
 from localstack.kafka_broker import ensure_kafka_libs
 from localstack.stack import create_event_topics, local_stack
 
@@ -42,15 +42,6 @@ _T0 = time.monotonic()
 
 def _say(message: str) -> None:
     print(f"==> [{time.monotonic() - _T0:5.0f} s] {message}", flush=True)
-
-
-def _ghz_binary() -> Path:
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts/go-tool.sh"), "ghz"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/go-tool.sh ghz failed:\n{proc.stderr}")
-    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 class GrpcBench:
@@ -243,7 +234,7 @@ def main() -> int:
     state = ROOT / ".run" / "bench"
     shutil.rmtree(state, ignore_errors=True)
     _say("building ghz (first run only) and verifying the Kafka jars")
-    ghz_bin, libs = _ghz_binary(), ensure_kafka_libs()
+    ghz_bin, libs = go_tool("ghz"), ensure_kafka_libs()
     try:
         measured = _bench(s, state, ghz_bin)
     except (RuntimeError, AssertionError, KafkaException) as exc:  # ghz, a service, Kafka or a wait

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -27,57 +28,23 @@ from distsum.kafka import clients as kafka_clients
 from distsum.processes import die_with_parent
 from localstack.ports import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FETCH_SCRIPT = REPO_ROOT / "tools" / "kafka" / "fetch-kafka.sh"
+KAFKA_TOOLS = Path(__file__).resolve().parents[2] / "tools" / "kafka"
+FETCH_SCRIPT = KAFKA_TOOLS / "fetch-kafka.sh"
+# Shared with the e2e Kafka image (offline/kafka-image.sh): one node's settings, and its logging.
+NODE_PROPERTIES = KAFKA_TOOLS / "kraft-node.properties"
+LOG4J2_PROPERTIES = KAFKA_TOOLS / "log4j2.properties"
 
 _PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.1  # between metadata polls, each of which waits up to 1 s itself
 
-# INFO to stdout (redirected to broker.log) and no file appenders, so nothing
-# lands outside data_dir. Per-partition, raft-state, thread-start and config-dump
-# chatter is most of Kafka's INFO output, so those loggers only report WARN+.
-_QUIET_LOGGERS = """state.change.logger kafka.cluster kafka.log kafka.server.NodeToControllerRequestThread
-kafka.server.NodeToControllerChannelManagerImpl kafka.server.ClientQuotaManager$ThrottledChannelReaper
-org.apache.kafka.common.config org.apache.kafka.controller org.apache.kafka.coordinator.common.runtime
-org.apache.kafka.image.loader org.apache.kafka.raft org.apache.kafka.server.purgatory
-org.apache.kafka.server.util.timer org.apache.kafka.storage.internals""".split()  # noqa: SIM905
-_LOG4J2_PROPERTIES = """\
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d{HH:mm:ss,SSS}] %-5p %m (%c{1})%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-""" + "".join(f"logger.q{i}.name = {n}\nlogger.q{i}.level = WARN\n" for i, n in enumerate(_QUIET_LOGGERS))
 
-# Static voters rather than a dynamic quorum (format --standalone): the ports
-# never change for a data dir, and the format step stays flag-free.
-_SERVER_PROPERTIES = """\
-process.roles=broker,controller
-node.id={b.node_id}
-controller.quorum.voters={voters}
-listeners=PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{b.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{b.port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={log_dirs}
-num.partitions={b.partitions}
-default.replication.factor={b.replication}
-min.insync.replicas={b.min_insync}
-offsets.topic.replication.factor={b.replication}
-transaction.state.log.replication.factor={b.replication}
-transaction.state.log.min.isr={b.min_insync}
-share.coordinator.state.topic.replication.factor={b.replication}
-share.coordinator.state.topic.min.isr={b.min_insync}
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-# After a SIGKILL the restarted broker is refused (DUPLICATE_BROKER_REGISTRATION)
-# until its previous session expires: 9 s by default, 3 s here.
-broker.heartbeat.interval.ms=1000
-broker.session.timeout.ms=3000
-"""
+def node_properties(**fields: object) -> str:
+    """tools/kafka/kraft-node.properties with its @name@ fields filled in; every field must be given."""
+    template = NODE_PROPERTIES.read_text()
+    missing = sorted(set(re.findall(r"@(\w+)@", template)) - fields.keys())
+    if missing:
+        raise ValueError(f"{NODE_PROPERTIES.name} needs values for {missing}")
+    return re.sub(r"@(\w+)@", lambda match: str(fields[match[1]]), template)
 
 
 def ensure_kafka_libs() -> Path:
@@ -181,9 +148,22 @@ class KafkaBroker:
             raise RuntimeError(f"broker on {self.bootstrap} is already running")
         kraft_dir = self._kraft_dir
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+        shutil.copyfile(LOG4J2_PROPERTIES, self.data_dir / "log4j2.properties")
         config = self.data_dir / "server.properties"
-        config.write_text(_SERVER_PROPERTIES.format(b=self, voters=self.voters, log_dirs=kraft_dir))
+        config.write_text(
+            node_properties(
+                node_id=self.node_id,
+                voters=self.voters,
+                listen_host="127.0.0.1",
+                advertised_host="127.0.0.1",
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dirs=kraft_dir,
+                partitions=self.partitions,
+                replication=self.replication,
+                min_insync=self.min_insync,
+            )
+        )
         if not (kraft_dir / "meta.properties").exists():
             cluster_id = f"--cluster-id={self.format_cluster_id or new_cluster_id()}"
             cmd = self._java("kafka.tools.StorageTool", "format", "--config", str(config), cluster_id)

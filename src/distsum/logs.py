@@ -1,4 +1,5 @@
-"""One JSON object per log line, carrying the current trace and span ids.
+"""One JSON object per log line, carrying the current trace and span ids; and a throttle for lines
+that a fault or an abusive caller could repeat thousands of times a second.
 
 Loki parses these lines and Grafana links a log line to its trace through trace_id,
 so the ids must be present on every record logged inside a span.
@@ -10,6 +11,9 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,3 +51,30 @@ def configure(service: str, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("LOG_LEVEL", "INFO")).upper())
+
+
+class ThrottledLog:
+    """Logs the first line of each kind, then at most one per interval, which says how many lines of
+    that kind it left out (repeats_not_logged). Thread-safe; a repeat inside the interval costs a dict
+    lookup and a counter."""
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def log(self, level: int, kind: str, message: str, extra: dict[str, Any]) -> None:
+        now = self._clock()
+        with self._lock:
+            last = self._last_logged.get(kind)
+            if last is not None and now - last < self._interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+            self._last_logged[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        self._logger.log(level, message, extra={**extra, "repeats_not_logged": suppressed})

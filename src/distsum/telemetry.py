@@ -33,11 +33,21 @@ def exporting_requested() -> bool:
     return any(os.environ.get(name) for name in _EXPORT_SWITCHES)
 
 
-def configure_tracing(service_name: str) -> None:
-    """Install the global tracer provider; call once per process (after fork for gunicorn workers)."""
+def configure_tracing(service_name: str, *, edge: bool = False) -> None:
+    """Install the global tracer provider; call once per process (after fork for gunicorn workers).
+
+    edge: this process is where callers come in (the sum service). It decides head sampling itself, so
+    a caller's `traceparent` cannot force recording (sampled=1 on every call would defeat the configured
+    ratio and cost every hop an export) nor suppress it; the caller's trace id is kept either way.
+    """
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
+    if edge:
+        # The SDK's default is parentbased_always_on. The parent-based samplers obey the caller's flag;
+        # their root samplers (always_on, always_off, traceidratio) decide from the trace id alone.
+        sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip() or "parentbased_always_on"
+        os.environ["OTEL_TRACES_SAMPLER"] = sampler.removeprefix("parentbased_")
     if not exporting_requested():
         trace.set_tracer_provider(TracerProvider(sampler=ALWAYS_OFF, resource=Resource.create()))
         return

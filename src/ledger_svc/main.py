@@ -31,7 +31,13 @@ def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, preexec_fn=die_with_parent())  # noqa: PLW1509
 
 
+# Files 0600 and directories 0700, in this process and the children that inherit it: the store holds
+# every caller's operands and the total, readable by nobody else on the node or the volume.
+_PRIVATE_UMASK = 0o077
+
+
 def main() -> None:
+    os.umask(_PRIVATE_UMASK)
     logs.configure("ledger")
     config = settings.load(LedgerSettings)
     settings.load(settings.KafkaSettings)

@@ -63,9 +63,8 @@ class Adder:
                 f"Kafka did not acknowledge the event within {timeout:.1f}s; retry with the same request_id"
             ) from None
         except Exception as exc:
-            raise KafkaUnavailable(
-                f"Kafka refused the event ({exc}); retry with the same request_id"
-            ) from None
+            # The cause (a Kafka error) goes to the log, not to the caller.
+            raise KafkaUnavailable("Kafka did not take the event; retry with the same request_id") from exc
         return AddResult(request_id=request_id, sum=total, replayed=not claim.is_new)
 
     def _start_publication(self, delivery: asyncio.Future[None], event: SumComputed) -> None:

@@ -22,6 +22,16 @@ class SumSettings(BaseSettings):
     delivery_timeout_seconds: PositiveSeconds = 30
     health_probe_interval_seconds: PositiveSeconds = 1
     shutdown_grace_seconds: PositiveSeconds = 10
+    # Served reflection lets grpcurl, grpcui and ghz work without the .proto files; off hides the API's
+    # shape from whoever reaches the port.
+    reflection: bool = True
+    # Limits (sum_svc/limits.py, docs/configuration.md#limits).
+    max_receive_message_bytes: Annotated[int, Field(ge=256, le=4 * 1024 * 1024)] = 4096
+    max_concurrent_streams: Annotated[int, Field(ge=1, le=100_000)] = 250
+    max_in_flight_calls: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    max_connection_age_seconds: PositiveSeconds = 300
+    max_connection_idle_seconds: PositiveSeconds = 600
+    keepalive_min_ping_interval_seconds: PositiveSeconds = 10
 
     @model_validator(mode="after")
     def _timeouts_are_ordered(self) -> SumSettings:

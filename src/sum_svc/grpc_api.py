@@ -18,12 +18,14 @@ from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import metrics
 from sum_svc.adding import Adder, KafkaUnavailable
 from sum_svc.idempotency import RequestIdConflict
+from sum_svc.limits import InFlightCap
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-# Probes call health every few seconds per pod; a span each would only bury the traces worth reading.
-UNTRACED_PREFIX = "/grpc.health.v1.Health/"
+# Probes call health every few seconds per pod: a span each would only bury the traces worth reading,
+# and a busy service must still answer them (no in-flight cap).
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
 TRACE_CONTEXT_KEYS = frozenset(("traceparent", "tracestate"))
 
 
@@ -47,12 +49,14 @@ class SumServicer(sum_pb2_grpc.SumServiceServicer):
             await _abort(context, grpc.StatusCode.OUT_OF_RANGE, str(exc))
         except RequestIdConflict as exc:
             metrics.CONFLICTS.inc()
-            log.warning("request_id reused with other operands", extra={"request_id": request.request_id})
+            log.warning(
+                "request_id reused with other operands",
+                extra={"request_id": request.request_id, "a": request.a, "b": request.b},
+            )
             await _abort(context, grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except KafkaUnavailable as exc:
-            log.warning(
-                "event not acknowledged", extra={"request_id": request.request_id, "reason": str(exc)}
-            )
+            reason = str(exc.__cause__ or exc)
+            log.warning("event not acknowledged", extra={"request_id": request.request_id, "reason": reason})
             await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         if result.replayed:
             metrics.REPLAYS.inc()
@@ -73,10 +77,11 @@ Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 class TelemetryInterceptor(grpc.aio.ServerInterceptor):
     """One server span (except for health checks), a latency histogram, an in-flight gauge and a
-    counter by status code for every unary call. Built per method once, so a call pays only for
-    its own measurements."""
+    counter by status code for every unary call, and the in-flight cap on every unary call but health
+    checks. Built per method once, so a call pays only for its own measurements."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: InFlightCap) -> None:
+        self._cap = cap
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
@@ -91,9 +96,12 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
+        behaviour = handler.unary_unary
+        if not method.startswith(HEALTH_PREFIX):
+            behaviour = self._cap.guard(behaviour)
         wrapped = grpc.unary_unary_rpc_method_handler(
             # An aio server's handlers are coroutine functions; the stubs only know sync ones.
-            _measured(method, handler.unary_unary),  # type: ignore[arg-type]
+            _measured(method, behaviour),  # type: ignore[arg-type]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -105,7 +113,7 @@ def _measured(method: str, behaviour: Behaviour) -> Behaviour:
     in_flight = metrics.IN_FLIGHT.labels(method=method)
     duration = metrics.REQUEST_DURATION.labels(method=method)
     counters: dict[grpc.StatusCode, Any] = {}
-    traced = not method.startswith(UNTRACED_PREFIX)
+    traced = not method.startswith(HEALTH_PREFIX)
     service, _, name = method.lstrip("/").partition("/")
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 

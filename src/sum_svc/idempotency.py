@@ -62,8 +62,10 @@ class IdempotencyRecord:
             entry = None
         if entry is not None:
             if (entry.a, entry.b) != (a, b):
+                # The first caller's operands are theirs: the message names the id, not them.
                 raise RequestIdConflict(
-                    f"request_id {request_id} was already used with a={entry.a}, b={entry.b}"
+                    f"request_id {request_id} was already used with other operands; "
+                    "use a new request_id for a new Add"
                 )
             return Claim(entry, is_new=False)
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 
 from distsum import logs, settings, telemetry
 from distsum.v1 import sum_pb2, sum_pb2_grpc
-from sum_svc import metrics, reflection
+from sum_svc import limits, metrics, reflection
 from sum_svc.adding import Adder
 from sum_svc.config import SumSettings
 from sum_svc.grpc_api import SumServicer, TelemetryInterceptor
@@ -55,12 +55,16 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
 
     # One event loop serves every call: the work between receiving a request and Kafka's
     # acknowledgement never blocks, so threads would only add hand-offs and contention.
-    server = grpc.aio.server(interceptors=[TelemetryInterceptor()])
+    server = grpc.aio.server(
+        interceptors=[TelemetryInterceptor(limits.InFlightCap(config.max_in_flight_calls))],
+        options=limits.server_options(config),
+    )
     sum_pb2_grpc.add_SumServiceServicer_to_server(SumServicer(adder, config.publish_timeout_seconds), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable(
-        server, (sum_pb2.DESCRIPTOR.services_by_name["SumService"].full_name, "grpc.health.v1.Health")
-    )
+    if config.reflection:
+        reflection.enable(
+            server, (sum_pb2.DESCRIPTOR.services_by_name["SumService"].full_name, "grpc.health.v1.Health")
+        )
     address = f"{config.grpc_host}:{config.grpc_port}"
     if server.add_insecure_port(address) == 0:
         raise SystemExit(f"cannot listen on {address}")
@@ -69,7 +73,13 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
     await health.start()
     log.info(
         "sum service started",
-        extra={"grpc": address, "metrics_port": config.metrics_port, "topic": kafka.topic},
+        extra={
+            "grpc": address,
+            "metrics_port": config.metrics_port,
+            "topic": kafka.topic,
+            "reflection": config.reflection,
+            "max_in_flight_calls": config.max_in_flight_calls,
+        },
     )
 
     await stop_requested.wait()
@@ -83,7 +93,7 @@ def main() -> None:
     logs.configure("sum-svc")
     config = settings.load(SumSettings)
     kafka = settings.load(settings.KafkaSettings)
-    telemetry.configure_tracing("sum-svc")
+    telemetry.configure_tracing("sum-svc", edge=True)
     # uvloop's event loop costs less per call than asyncio's own (measured: docs/performance.md).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(config, kafka))

@@ -16,6 +16,11 @@ REQUEST_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("sum_grpc_requests_in_flight", "gRPC requests being handled, by method.", ["method"])
+REFUSED = Counter(
+    "sum_grpc_refused_total",
+    "Calls refused before any work was done, by reason (in_flight_limit).",
+    ["reason"],
+)
 REPLAYS = Counter("sum_replays_total", "Add requests answered from the idempotency record.")
 CONFLICTS = Counter(
     "sum_request_id_conflicts_total", "Add requests that reused a request_id with other operands."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from localstack.kafka_broker import REPO_ROOT
+from localstack.go_tools import go_tool
 from tests.conftest import Topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory, read_all
 from tests.services import new_id
@@ -133,9 +134,7 @@ def test_tools_work_by_reflection_alone(
     """grpcurl (pinned), as users and load tools reach the service: no .proto files, only reflection."""
     ledger = start_ledger(topic)
     service = start_sum_service(topic)
-    grpcurl = subprocess.run(
-        ["scripts/go-tool.sh", "grpcurl"], capture_output=True, text=True, check=True, cwd=REPO_ROOT
-    ).stdout.strip()
+    grpcurl = go_tool("grpcurl")
 
     def call(*args: str) -> str:
         done = subprocess.run(
@@ -146,6 +145,11 @@ def test_tools_work_by_reflection_alone(
 
     listed = call(service.target, "list").split()
     assert {"distsum.v1.SumService", "grpc.reflection.v1.ServerReflection"} <= set(listed)
+    # Every listed service can be described: the v1 reflection service too (grpcio-reflection has no
+    # descriptor of it; `describe` with no argument describes them all and failed on it).
+    described = call(service.target, "describe")
+    for name in listed:
+        assert f"{name} is a service:" in described
     # The method symbol, as `grpcurl describe` and `ghz --call` ask for it.
     assert "rpc Add ( .distsum.v1.AddRequest ) returns ( .distsum.v1.AddResponse )" in call(
         service.target, "describe", "distsum.v1.SumService.Add"
@@ -183,6 +187,22 @@ def test_cli_add_and_total(
     assert added.stdout.strip() == "5"
     assert "replayed" in replayed.stderr
     assert total.stdout.strip() == "5"
+
+
+def test_the_ledgers_files_are_private(
+    topic: Topic, start_sum_service: SumServiceFactory, start_ledger: LedgerFactory
+) -> None:
+    """The store holds every caller's operands: its files are 0600 and its directories 0700."""
+    ledger = start_ledger(topic)
+    start_sum_service(topic).client().add(new_id(), 2, 3)
+    ledger.client.wait_count(1)
+    # The directory itself is the volume's (made by whoever mounts it); what the ledger creates is private.
+    paths = list(ledger.data_dir.rglob("*"))
+    assert any(path.is_file() for path in paths)
+    loose = {
+        str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in paths if path.stat().st_mode & 0o077
+    }
+    assert loose == {}
 
 
 def test_metrics_are_exposed(

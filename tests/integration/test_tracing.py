@@ -120,6 +120,30 @@ def test_one_trace_spans_the_grpc_call_and_the_ledger_apply(
     assert (added["trace_id"], added["span_id"]) == (server_span.trace_id, server_span.span_id)
 
 
+def test_the_sum_service_decides_sampling_whatever_the_caller_asks(
+    topic: Topic, start_sum_service: SumServiceFactory, collector: tuple[Collector, str]
+) -> None:
+    """At a 50 % ratio a trace is sampled when the low 64 bits of its id are below 2^63. A caller asking
+    for a trace above that (sampled=01) is not recorded; one below it that says not sampled (00) is."""
+    receiver, endpoint = collector
+    service = start_sum_service(
+        topic,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.5",
+    )
+    forced, declined = "4bf92f3577b34da7fffffffffffffffe", "4bf92f3577b34da60000000000000001"
+    with service.client() as client:
+        client.add(new_id(), 1, 2, metadata=[("traceparent", f"00-{forced}-00f067aa0ba902b7-01")])
+        client.add(new_id(), 3, 4, metadata=[("traceparent", f"00-{declined}-00f067aa0ba902b7-00")])
+    add = "/distsum.v1.SumService/Add"
+    wait_until(lambda: receiver.find("sum-svc", add, declined), 30, "the span the service chose to sample")
+    # Spans are exported in the order they ended, so the earlier call's span would be here by now.
+    assert receiver.find("sum-svc", add, forced) is None
+
+
 def test_without_an_exporter_the_callers_trace_id_still_reaches_the_logs_and_the_record(
     topic: Topic, start_sum_service: SumServiceFactory
 ) -> None:

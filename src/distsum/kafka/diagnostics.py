@@ -9,12 +9,13 @@ and its error events go through this throttle into the service's JSON logs.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError
+
+from distsum.logs import ThrottledLog
 
 # librdkafka syslog levels: 2 (critical) silences its per-attempt connection errors, which the error
 # events below report anyway; debugging turns it all back on.
@@ -32,11 +33,7 @@ class KafkaDiagnostics:
         clock: Callable[[], float] = time.monotonic,
     ):
         self._logger = logger
-        self._interval = interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last_logged: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._throttled = ThrottledLog(logger, interval, clock)
 
     def config(self) -> dict[str, Any]:
         """librdkafka settings that route its errors here: merge into a client's configuration."""
@@ -44,18 +41,7 @@ class KafkaDiagnostics:
         return {"error_cb": self.on_error, "log_level": _VERBOSE_LIBRDKAFKA if verbose else _QUIET_LIBRDKAFKA}
 
     def on_error(self, error: KafkaError) -> None:
-        kind = str(error.name())
-        now = self._clock()
-        with self._lock:
-            last = self._last_logged.get(kind)
-            if last is not None and now - last < self._interval:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-                return
-            self._last_logged[kind] = now
-            suppressed = self._suppressed.pop(kind, 0)
         level = logging.ERROR if error.fatal() else logging.WARNING
-        self._logger.log(
-            level,
-            "kafka client error",
-            extra={"kafka_error": kind, "detail": str(error.str()), "repeats_not_logged": suppressed},
-        )
+        kind = str(error.name())
+        detail = str(error.str())
+        self._throttled.log(level, kind, "kafka client error", {"kafka_error": kind, "detail": detail})
