@@ -35,14 +35,14 @@ def main() -> int:
             topic=s.topic,
         ) as stack:
             sums = stack.sum_service("sum-svc", grpc_port=s.grpc_port, metrics_port=s.metrics_port)
-            ledger = stack.ledger("ledger", port=s.http_port)
+            ledger = stack.ledger("ledger", port=s.http_port, metrics_port=s.ledger_metrics_port)
             print(
                 f"""
 distributed-sum is running (state in {state_dir}, logs in {state_dir / "logs"}):
   Kafka            {stack.bootstrap}   topic {s.topic!r} ({s.partitions} partitions)
                    dead letters {LedgerSettings().dead_letters_for(s.topic)!r}
   sum service      grpc://{sums.target}   metrics {sums.metrics_url}
-  ledger           {ledger.url}/v1/total   /v1/entries   /readyz   /metrics
+  ledger           {ledger.url}/v1/total   /v1/entries   /readyz   metrics {ledger.metrics_url}
   total file       {ledger.settings.total_file}
 
 Try it in another terminal:

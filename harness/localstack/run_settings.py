@@ -23,6 +23,7 @@ class RunSettings(BaseSettings):
     grpc_port: Port = Field(default=50051, validation_alias="SUM_GRPC_PORT")
     metrics_port: Port = Field(default=9464, validation_alias="SUM_METRICS_PORT")
     http_port: Port = Field(default=8080, validation_alias="LEDGER_HTTP_PORT")
+    ledger_metrics_port: Port = Field(default=9465, validation_alias="LEDGER_METRICS_PORT")
 
     def ports(self) -> dict[str, int]:
         """Each port by the variable that moves it."""
@@ -32,4 +33,5 @@ class RunSettings(BaseSettings):
             "SUM_GRPC_PORT": self.grpc_port,
             "SUM_METRICS_PORT": self.metrics_port,
             "LEDGER_HTTP_PORT": self.http_port,
+            "LEDGER_METRICS_PORT": self.ledger_metrics_port,
         }

@@ -93,7 +93,12 @@ def wait_total_file(path: Path, total: object, timeout: float = 30) -> None:
 class Ledger:
     process: ManagedProcess
     client: LedgerClient
-    settings: LedgerSettings  # the directories and files the ledger was started with
+    settings: LedgerSettings  # the directories, files and ports the ledger was started with
+
+    @property
+    def metrics_url(self) -> str:
+        """/metrics on the ledger's metrics port (also /healthz, the liveness the kubelet reads)."""
+        return f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
 
     @property
     def name(self) -> str:
@@ -194,6 +199,7 @@ class LocalStack:
         name: str = "ledger",
         *,
         port: int | None = None,
+        metrics_port: int | None = None,
         data_dir: Path | None = None,
         wait: bool = True,
         env: Mapping[str, str] | None = None,
@@ -201,7 +207,9 @@ class LocalStack:
         """A ledger; `wait` waits until /readyz says ready."""
         port = port or free_port()
         settings = LedgerSettings(
-            data_dir=data_dir or self.state_dir / f"{name}-data", run_dir=self.state_dir / f"{name}-run"
+            data_dir=data_dir or self.state_dir / f"{name}-data",
+            run_dir=self.state_dir / f"{name}-run",
+            metrics_port=metrics_port or free_port(),
         )
         process = self._start(
             name,
@@ -210,6 +218,7 @@ class LocalStack:
                 **self.service_env,
                 "LEDGER_HTTP_HOST": "127.0.0.1",
                 "LEDGER_HTTP_PORT": str(port),
+                "LEDGER_METRICS_PORT": str(settings.metrics_port),
                 "LEDGER_DATA_DIR": str(settings.data_dir),
                 "LEDGER_RUN_DIR": str(settings.run_dir),
                 **(env or {}),

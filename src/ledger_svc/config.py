@@ -19,6 +19,12 @@ class LedgerSettings(BaseSettings):
     run_dir: Path = Path("/tmp/ledger")
     http_host: str = "0.0.0.0"
     http_port: Port = 8080
+    # /metrics and the liveness /healthz, off the REST port (ledger_svc/ops/server.py). Not the sum
+    # service's 9464, so both run side by side on one host.
+    metrics_port: Port = 9465
+    # Per read and per write on a REST connection: a client that stalls longer loses it, and its thread
+    # goes back to the pool (ledger_svc/web/worker.py).
+    http_io_timeout_seconds: PositiveSeconds = 10
     web_workers: Annotated[int, Field(ge=1, le=64)] = 2
     web_threads: Annotated[int, Field(ge=1, le=64)] = 4
     group_id: str = Field(default="distsum-ledger", min_length=1)

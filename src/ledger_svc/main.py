@@ -21,6 +21,7 @@ from types import FrameType
 from distsum import logs, settings
 from distsum.processes import die_with_parent
 from ledger_svc.config import LedgerSettings
+from ledger_svc.ops import server as metrics_port
 
 log = logging.getLogger("ledger_svc")
 
@@ -63,10 +64,12 @@ def main() -> None:
             env,
         ),
     }
+    metrics_port.serve(config.http_host, config.metrics_port, config.metrics_dir)
     log.info(
         "ledger started",
         extra={
             "http_port": config.http_port,
+            "metrics_port": config.metrics_port,
             "data_dir": str(config.data_dir),
             **{k: p.pid for k, p in children.items()},
         },

@@ -26,8 +26,11 @@ SCENARIOS: dict[str, Values] = {
     ),
     "hpa": Values(sets=("sum.autoscaling.enabled=true",)),
     "load-balancer": Values(
-        sets=("sum.service.type=LoadBalancer",),
-        set_jsons=('networkPolicy.sumClients=[{"ipBlock": {"cidr": "203.0.113.0/24"}}]',),
+        sets=("sum.service.type=LoadBalancer", "ledger.service.type=LoadBalancer"),
+        set_jsons=(
+            'networkPolicy.sumClients=[{"ipBlock": {"cidr": "203.0.113.0/24"}}]',
+            'networkPolicy.ledgerClients=[{"ipBlock": {"cidr": "203.0.113.0/24"}}]',
+        ),
     ),
     "monitoring-off": Values(
         sets=(

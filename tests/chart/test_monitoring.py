@@ -13,32 +13,32 @@ COMPONENT = "app.kubernetes.io/component"
 
 
 def test_service_monitors_scrape_the_metrics_ports(defaults: Rendered) -> None:
-    expected = {"sum": "metrics", "ledger": "http"}
-    for component, port in expected.items():
+    for component in ("sum", "ledger"):
         monitor = defaults.one("ServiceMonitor", component)
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert monitor["spec"]["endpoints"] == [
-            {"port": port, "path": "/metrics", "scheme": "http", "interval": "15s"}
+            {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "15s"}
         ]
         service_labels = defaults.one("Service", component)["metadata"]["labels"]
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
 
 
-def test_a_load_balancer_publishes_grpc_only_and_the_metrics_stay_scraped(
-    renders: dict[str, Rendered],
+@pytest.mark.parametrize(("component", "api"), [("sum", "grpc"), ("ledger", "http")])
+def test_a_load_balancer_publishes_the_api_only_and_the_metrics_stay_scraped(
+    renders: dict[str, Rendered], component: str, api: str
 ) -> None:
     rendered = renders["load-balancer"]
-    sum_services = [s for s in rendered.of_kind("Service") if s["metadata"]["labels"][COMPONENT] == "sum"]
-    by_type = {service["spec"]["type"]: service for service in sum_services}
-    assert [p["name"] for p in by_type["LoadBalancer"]["spec"]["ports"]] == ["grpc"]
+    services = [s for s in rendered.of_kind("Service") if s["metadata"]["labels"][COMPONENT] == component]
+    by_type = {service["spec"]["type"]: service for service in services}
+    assert [p["name"] for p in by_type["LoadBalancer"]["spec"]["ports"]] == [api]
     assert [p["name"] for p in by_type["ClusterIP"]["spec"]["ports"]] == ["metrics"]
-    selector = rendered.one("ServiceMonitor", "sum")["spec"]["selector"]["matchLabels"]
+    selector = rendered.one("ServiceMonitor", component)["spec"]["selector"]["matchLabels"]
     assert selector.items() <= by_type["ClusterIP"]["metadata"]["labels"].items()
-    # Outside callers come in through the ipBlock peer, on the gRPC port only.
-    ingress = rendered.one("NetworkPolicy", "sum")["spec"]["ingress"]
+    # Outside callers come in through the ipBlock peer, on the API port only.
+    ingress = rendered.one("NetworkPolicy", component)["spec"]["ingress"]
     assert {
         "from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
-        "ports": [{"port": "grpc", "protocol": "TCP"}],
+        "ports": [{"port": api, "protocol": "TCP"}],
     } in ingress
 
 

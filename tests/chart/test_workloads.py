@@ -69,6 +69,16 @@ def test_services_name_their_ports(defaults: Rendered) -> None:
     assert sum_ports["metrics"]["port"] == 9464
     ledger_ports = {p["name"]: p for p in defaults.one("Service", "ledger")["spec"]["ports"]}
     assert ledger_ports["http"]["port"] == 8080
+    assert ledger_ports["metrics"]["port"] == 9465
+
+
+def test_the_ledger_is_live_while_its_supervisor_runs(defaults: Rendered) -> None:
+    """Liveness on the metrics port (the supervisor answers it), readiness on the REST port: stalled
+    REST clients make the pod unready, never restart it with its consumer."""
+    container = only_container(defaults.one("StatefulSet", "ledger"))
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert {"name": "metrics", "containerPort": 9465, "protocol": "TCP"} in container["ports"]
 
 
 def test_ledger_is_a_single_writer_with_its_own_volume(defaults: Rendered) -> None:

@@ -70,7 +70,7 @@ def test_both_metrics_endpoints_answer_from_the_monitoring_namespace(
 ) -> None:
     sum_metrics, ledger_metrics = (
         port_named(core, release, 9464, "metrics"),
-        port_named(core, release, 8080, "http"),
+        port_named(core, release, 9465, "metrics"),
     )
     job = python_job(
         "metrics", release.sum_image, METRICS_SCRIPT,

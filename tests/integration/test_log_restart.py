@@ -91,8 +91,7 @@ def end_offsets(topic: Topic) -> dict[int, int]:
 def restarts(ledger: Ledger) -> dict[str, float]:
     """ledger_log_restarts_total by reason."""
     return {
-        labels["reason"]: value
-        for labels, value in samples(f"{ledger.url}/metrics", "ledger_log_restarts_total")
+        labels["reason"]: value for labels, value in samples(ledger.metrics_url, "ledger_log_restarts_total")
     }
 
 
@@ -247,5 +246,5 @@ def test_a_ledger_restarted_on_the_same_log_reads_nothing_again(
     assert_exact(ledger, acknowledged)
     assert restart_warnings(ledger) == []
     assert set(restarts(ledger).values()) == {0}
-    text = urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
+    text = urllib.request.urlopen(ledger.metrics_url, timeout=5).read().decode()
     assert "ledger_duplicates_skipped_total 0.0" in text

@@ -220,7 +220,7 @@ def test_metrics_are_exposed(
     assert "sum_replays_total 1.0" in sum_metrics
     assert "sum_kafka_reachable 1.0" in sum_metrics
 
-    text = urllib.request.urlopen(f"{ledger.url}/metrics", timeout=5).read().decode()
+    text = urllib.request.urlopen(ledger.metrics_url, timeout=5).read().decode()
     assert "ledger_events_applied_total 1.0" in text
     assert "ledger_total 3.0" in text
     assert "flask_http_request_total" in text

@@ -65,7 +65,8 @@ def running_stack(topic: Topic, work_dir: Path) -> Iterator[Stack]:
             Target(_port(service.metrics_url), f"{FULLNAME}-sum", pod, "sum", "metrics")
             for pod, service in zip(SUM_PODS, sum_services, strict=True)
         ]
-        targets.append(Target(_port(ledger.url), f"{FULLNAME}-ledger", LEDGER_POD, "ledger", "http"))
+        ledger_port = _port(ledger.metrics_url)
+        targets.append(Target(ledger_port, f"{FULLNAME}-ledger", LEDGER_POD, "ledger", "metrics"))
         yield Stack(topic, sum_services, ledger, targets)
 
 

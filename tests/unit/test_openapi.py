@@ -31,8 +31,7 @@ def test_every_route_is_described_and_every_description_is_a_route(tmp_path: Pat
         if method not in {"HEAD", "OPTIONS"}
     }
     described = {(path, method) for path, item in document()["paths"].items() for method in item}
-    # /metrics is the exporter's, added in wsgi.py; the fuzz test meets it on the real gunicorn.
-    assert routes == described - {("/metrics", "get")}
+    assert routes == described
 
 
 def test_the_entries_parameters_are_the_ones_the_app_accepts() -> None:

@@ -9,7 +9,7 @@ import sys
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from ledger_svc.web.process_metrics import ProcessGroupCollector
+from ledger_svc.ops.process_metrics import ProcessGroupCollector
 
 
 def sample(collector: ProcessGroupCollector) -> dict[str, float]:

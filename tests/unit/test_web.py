@@ -23,6 +23,7 @@ from ledger_svc.consumer_status import ConsumerStatus
 from ledger_svc.domain.ledger import Delivery, PoisonRecord
 from ledger_svc.store.writer import LedgerWriter
 from ledger_svc.web.app import create_app
+from ledger_svc.web.guards import DocumentedMethodsOnly
 
 PRODUCED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 OPERANDS = [(1, 2), (INT64_MAX, 0), (-5, 0), (10, 20), (INT64_MAX, 0)]
@@ -294,3 +295,15 @@ def test_any_raw_query_string_gives_200_or_400_json(shared_client: FlaskClient, 
     else:
         assert response.status_code == 400, body
         assert body["error"] == "bad_request"
+
+
+def test_only_documented_methods_reach_the_app(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+    app.wsgi_app = DocumentedMethodsOnly(app.wsgi_app)  # type: ignore[method-assign]
+    client = app.test_client()
+    for method in ("XAAA", "OPTIONS", "POST", "DELETE"):
+        response = client.open("/v1/total", method=method)
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == "GET, HEAD"
+        assert json_of(response)["error"] == "method_not_allowed"
+    assert client.head("/healthz").status_code == 200

@@ -230,6 +230,9 @@ where a cluster-scoped lookup could be forbidden. */}}
 {{- if eq (int $sum.grpcPort) (int $sum.metricsPort) }}
 {{- fail "sum.grpcPort and sum.metricsPort must differ" }}
 {{- end }}
+{{- if eq (int .Values.ledger.httpPort) (int .Values.ledger.metricsPort) }}
+{{- fail "ledger.httpPort and ledger.metricsPort must differ" }}
+{{- end }}
 {{- $s := .Values.kafka.strimzi }}
 {{- if $s.enabled }}
 {{- if gt ($s.replicationFactor | int) ($s.replicas | int) }}
@@ -264,10 +267,10 @@ pod:
           {{- toYaml $selector | nindent 10 }}
 {{- end }}
 
-{{/* The sum service's metrics port, as a Service port. */}}
-{{- define "distributed-sum.sum.metricsPort" -}}
+{{/* A service's metrics port (the number given), as a Service port. */}}
+{{- define "distributed-sum.metricsServicePort" -}}
 - name: metrics
-  port: {{ .Values.sum.metricsPort }}
+  port: {{ . }}
   targetPort: metrics
   protocol: TCP
   appProtocol: http

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
@@ -14,6 +15,8 @@ from werkzeug.exceptions import HTTPException
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.store.reader import LedgerReader
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -46,6 +49,12 @@ def _error(status: int, error: str, message: str) -> tuple[Any, int]:
     return jsonify({"error": error, "message": message}), status
 
 
+def _store_unavailable(exc: sqlite3.Error) -> tuple[Any, int]:
+    # SQLite's text names files and internals: it goes to the log, the caller learns what to do.
+    log.warning("the ledger store cannot be read", extra={"detail": str(exc)})
+    return _error(503, "store_unavailable", "the ledger store cannot be read right now; retry shortly")
+
+
 def create_app(config: LedgerSettings) -> Flask:
     app = Flask("ledger_svc")
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -56,7 +65,7 @@ def create_app(config: LedgerSettings) -> Flask:
         try:
             snapshot = reader.snapshot()
         except sqlite3.Error as exc:
-            return _error(503, "store_unavailable", f"the ledger store cannot be read: {exc}")
+            return _store_unavailable(exc)
         return jsonify(
             total=str(snapshot.balance.total),
             count=snapshot.balance.count,
@@ -77,7 +86,7 @@ def create_app(config: LedgerSettings) -> Flask:
         try:
             page = reader.entries(after, limit + 1)
         except sqlite3.Error as exc:
-            return _error(503, "store_unavailable", f"the ledger store cannot be read: {exc}")
+            return _store_unavailable(exc)
         has_more = len(page) > limit
         page = page[:limit]
         return jsonify(
@@ -108,7 +117,8 @@ def create_app(config: LedgerSettings) -> Flask:
             reader.snapshot()
             checks["store"] = "ok"
         except sqlite3.Error as exc:
-            checks["store"] = f"unreadable: {exc}"
+            log.warning("readiness: the ledger store cannot be read", extra={"detail": str(exc)})
+            checks["store"] = "unreadable"
         status = consumer_status.read(config.status_file)
         if status is None:
             checks["consumer"] = "no status reported yet"

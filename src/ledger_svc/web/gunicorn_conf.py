@@ -14,7 +14,12 @@ _config = settings.load(LedgerSettings)
 bind = f"{_config.http_host}:{_config.http_port}"
 workers = _config.web_workers
 threads = _config.web_threads
-worker_class = "gthread"
+# gthread, with a deadline on each read and write of a connection (slow clients cannot hold threads).
+worker_class = "ledger_svc.web.worker.DeadlineThreadWorker"
+# The API's requests are a short GET line and a few headers; a larger head is refused (400) unread.
+limit_request_line = 1024
+limit_request_fields = 32
+limit_request_field_size = 4096
 # Heartbeat files in memory, not on a (possibly read-only) root filesystem.
 worker_tmp_dir = "/dev/shm"
 # Nothing manages gunicorn through its control socket, which would live under $HOME (read-only in the image).
@@ -25,8 +30,14 @@ logconfig_dict: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "distsum.logs.JsonFormatter", "service": "ledger-web"}},
+    "filters": {"slow_clients": {"()": "ledger_svc.web.worker.SlowClientFilter"}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+            "filters": ["slow_clients"],
+        }
     },
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},

@@ -1,0 +1,62 @@
+"""What the ledger's REST port refuses before any other code runs: methods the API does not document.
+
+prometheus_flask_exporter labels its request metrics with the request's method. gunicorn accepts any
+well-formed method name (XAAA, XAAB, ...), so each invented one would make new series in the
+multiprocess directory until its volume fills; answering 405 in front of the Flask app means no label
+is ever made from a method the API does not serve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import Counter
+
+from distsum.logs import ThrottledLog
+
+log = logging.getLogger(__name__)
+
+# The API is read-only: GET, and HEAD (which Flask derives from every GET route).
+DOCUMENTED_METHODS = ("GET", "HEAD")
+_ALLOW = ", ".join(DOCUMENTED_METHODS)
+_BODY = json.dumps(
+    {"error": "method_not_allowed", "message": f"this API serves only {_ALLOW}"}, separators=(",", ":")
+).encode()
+
+REFUSED = Counter(
+    "ledger_http_refused_total",
+    "HTTP requests refused before the API saw them, by reason (method_not_allowed).",
+    ["reason"],
+)
+
+WsgiApp = Any  # a WSGI callable: (environ, start_response) -> iterable of bytes
+
+
+class DocumentedMethodsOnly:
+    """WSGI middleware: 405 (JSON, with Allow) for any method but GET and HEAD."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._refused = REFUSED.labels(reason="method_not_allowed")
+        self._log = ThrottledLog(log, interval=10.0)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") in DOCUMENTED_METHODS:
+            return self._app(environ, start_response)  # type: ignore[no-any-return]
+        self._refused.inc()
+        # The method is the caller's text: logged cut short, never used as a label.
+        method = str(environ.get("REQUEST_METHOD", ""))[:16]
+        self._log.log(
+            logging.WARNING,
+            "method_not_allowed",
+            "request refused: method not served",
+            {"method": method, "peer": environ.get("REMOTE_ADDR")},
+        )
+        start_response(
+            "405 METHOD NOT ALLOWED",
+            [("Content-Type", "application/json"), ("Allow", _ALLOW), ("Content-Length", str(len(_BODY)))],
+        )
+        return [_BODY]
