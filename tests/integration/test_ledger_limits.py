@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from distsum.clients.ledger import http_json
+from distsum.clients.ledger import LedgerClient, http_json
 from distsum.clients.waiting import wait_until
 from localstack.stack import Ledger
 from tests.conftest import Topic
@@ -107,8 +107,10 @@ def test_stalled_clients_lose_their_connection_and_cannot_get_the_ledger_killed(
             assert (status, body) == (200, {"status": "alive"}), "liveness must not wait for the REST threads"
         assert time.monotonic() - started < 5
         sums.client().add(new_id(), 4, 5)
-        # Served once the deadlines have freed the threads: about STALLED / 8 rounds of IO_TIMEOUT.
-        assert ledger.client.wait_count(2, timeout=60)["total"] == "14"
+        # Served once the deadlines have freed the threads: about STALLED / 8 rounds of IO_TIMEOUT, so
+        # this client waits longer for an answer than the ledger handle's own.
+        patient = LedgerClient(ledger.url, timeout=60, alive=ledger.process.assert_running)
+        assert patient.wait_count(2, timeout=90)["total"] == "14"
         for connection in stalled:
             connection.settimeout(30)
             assert connection.recv(1) == b"", "the server closes a stalled connection"

@@ -77,8 +77,8 @@ def hog(one_partition_topic: Topic) -> Iterator[Hog]:
 def rejoins(ledger: Ledger) -> float:
     ledger.process.assert_running()
     try:
-        return sample(f"{ledger.url}/metrics", "ledger_consumer_rejoins_total") or 0.0
-    except OSError:  # gunicorn is not listening yet
+        return sample(ledger.metrics_url, "ledger_consumer_rejoins_total") or 0.0
+    except OSError:  # the metrics port is not listening yet
         return 0.0
 
 
