@@ -24,6 +24,8 @@ class RunSettings(BaseSettings):
     metrics_port: Port = Field(default=9464, validation_alias="SUM_METRICS_PORT")
     http_port: Port = Field(default=8080, validation_alias="LEDGER_HTTP_PORT")
     ledger_metrics_port: Port = Field(default=9465, validation_alias="LEDGER_METRICS_PORT")
+    # Mutual TLS to the sum service, with a CA and certificates made for this run.
+    tls: bool = Field(default=False, validation_alias="DISTSUM_TLS")
 
     def ports(self) -> dict[str, int]:
         """Each port by the variable that moves it."""

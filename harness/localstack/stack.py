@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import grpc
+
 from distsum.clients.ledger import LedgerClient, Total
 from distsum.clients.sum_service import SumClient, health_status
 from distsum.clients.waiting import wait_until
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
+from localstack.certificates import LocalTls
 from localstack.kafka_broker import KafkaBroker, ensure_kafka_libs
 from localstack.kafka_cluster import KafkaCluster
 from localstack.ports import free_port
@@ -53,6 +56,7 @@ class SumService:
     process: ManagedProcess
     target: str
     metrics_url: str
+    credentials: grpc.ChannelCredentials | None = None  # set when the stack serves mutual TLS
 
     @property
     def name(self) -> str:
@@ -60,12 +64,12 @@ class SumService:
 
     def client(self) -> SumClient:
         """A new channel to this service (close it, or use it in a `with`)."""
-        return SumClient(self.target)
+        return SumClient(self.target, self.credentials)
 
     def status(self) -> str | None:
         """Its health status; raises when the process has exited."""
         self.process.assert_running()
-        return health_status(self.target)
+        return health_status(self.target, credentials=self.credentials)
 
     def wait_status(self, status: str = "SERVING", timeout: float = START_TIMEOUT) -> None:
         wait_until(lambda: self.status() == status, timeout, f"{self.name} to be {status}", 0.1)
@@ -156,6 +160,8 @@ class LocalStack:
     state_dir: Path
     service_env: Mapping[str, str] = field(default_factory=dict)
     kafka: Kafka | None = None
+    # The sum service with mutual TLS, and the harness's clients with its client certificate.
+    tls: LocalTls | None = None
 
     def _start(self, name: str, module: str, env: dict[str, str]) -> ManagedProcess:
         process = ManagedProcess(
@@ -183,13 +189,16 @@ class LocalStack:
             "sum_svc",
             {
                 **self.service_env,
+                **(self.tls.server_env() if self.tls else {}),
                 "SUM_GRPC_HOST": "127.0.0.1",
                 "SUM_GRPC_PORT": str(grpc_port),
                 "SUM_METRICS_PORT": str(metrics_port),
                 **(env or {}),
             },
         )
-        service = SumService(process, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{metrics_port}/metrics")
+        credentials = self.tls.channel_credentials() if self.tls else None
+        target, metrics_url = f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{metrics_port}/metrics"
+        service = SumService(process, target, metrics_url, credentials)
         if wait:
             service.wait_status("SERVING")
         return service
@@ -242,9 +251,11 @@ def local_stack(
     partitions: int = 6,
     topic: str = TOPIC,
     service_env: Mapping[str, str] | None = None,
+    tls: LocalTls | None = None,
 ) -> Iterator[LocalStack]:
     """Kafka up with the events' topics (a single broker on the given ports, or a cluster of
-    `kafka_nodes` on free ports), and a LocalStack on it; everything stops when the block ends."""
+    `kafka_nodes` on free ports), and a LocalStack on it (with mutual TLS to the sum service when `tls`
+    is given); everything stops when the block ends."""
     libs = ensure_kafka_libs()
     with contextlib.ExitStack() as resources:
         kafka: KafkaBroker | KafkaCluster
@@ -257,4 +268,4 @@ def local_stack(
             resources.callback(kafka.stop)
             kafka.start()
         create_event_topics(kafka, topic, partitions)
-        yield LocalStack(resources, kafka.bootstrap, topic, state_dir, service_env or {}, kafka)
+        yield LocalStack(resources, kafka.bootstrap, topic, state_dir, service_env or {}, kafka, tls)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from pathlib import Path
 
 import grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from distsum import settings
+from distsum import settings, tls
 from distsum.clients.ledger import LedgerClient, LedgerError
 from distsum.clients.sum_service import SumClient
 
@@ -22,11 +23,22 @@ class ClientSettings(BaseSettings):
 
     target: str = Field(default="127.0.0.1:50051", min_length=1)
     ledger_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
+    # TLS to the sum service: the CA that signed it, and this client's certificate for mutual TLS.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
 
 def _add(args: argparse.Namespace) -> int:
     request_id = args.request_id or str(uuid.uuid4())
-    with SumClient(args.target) as client:
+    credentials = None
+    if args.ca_file or args.cert_file:
+        try:
+            credentials = tls.grpc_channel_credentials(args.ca_file, args.cert_file, args.key_file)
+        except OSError as exc:
+            print(f"error: cannot read a TLS file: {exc}", file=sys.stderr)
+            return 2
+    with SumClient(args.target, credentials) as client:
         try:
             reply = client.add(request_id, args.a, args.b, timeout=args.timeout)
         except grpc.RpcError as exc:
@@ -79,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.target,
         help="sum service host:port (env DISTSUM_TARGET)",
     )
+    add.add_argument(
+        "--ca-file",
+        type=Path,
+        default=defaults.tls_ca_file,
+        help="connect with TLS, trusting this CA (env DISTSUM_TLS_CA_FILE)",
+    )
+    add.add_argument(
+        "--cert-file",
+        type=Path,
+        default=defaults.tls_cert_file,
+        help="client certificate for mutual TLS (env DISTSUM_TLS_CERT_FILE; with --key-file)",
+    )
+    add.add_argument(
+        "--key-file",
+        type=Path,
+        default=defaults.tls_key_file,
+        help="its private key (env DISTSUM_TLS_KEY_FILE)",
+    )
     add.set_defaults(run=_add)
 
     total = commands.add_parser("total", help="print the ledger's running total")
@@ -92,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "add" and (args.cert_file is None) != (args.key_file is None):
+        parser.error("--cert-file and --key-file go together")
     code: int = args.run(args)
     return code
 

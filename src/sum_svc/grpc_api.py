@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from distsum.domain import Int64Overflow, InvalidRequestId
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import metrics
+from sum_svc.access import CallerCheck
 from sum_svc.adding import Adder, KafkaUnavailable
 from sum_svc.idempotency import RequestIdConflict
 from sum_svc.limits import InFlightCap
@@ -77,11 +78,13 @@ Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 class TelemetryInterceptor(grpc.aio.ServerInterceptor):
     """One server span (except for health checks), a latency histogram, an in-flight gauge and a
-    counter by status code for every unary call, and the in-flight cap on every unary call but health
-    checks. Built per method once, so a call pays only for its own measurements."""
+    counter by status code for every unary call; on every unary call but health checks, the caller
+    check (with mutual TLS) and the in-flight cap. Built per method once, so a call pays only for its
+    own measurements."""
 
-    def __init__(self, cap: InFlightCap) -> None:
+    def __init__(self, cap: InFlightCap, access: CallerCheck | None = None) -> None:
         self._cap = cap
+        self._access = access
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
@@ -99,6 +102,9 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
         behaviour = handler.unary_unary
         if not method.startswith(HEALTH_PREFIX):
             behaviour = self._cap.guard(behaviour)
+            # Outside the cap: a caller that may not call never takes a slot.
+            if self._access is not None:
+                behaviour = self._access.guard(method, behaviour)
         wrapped = grpc.unary_unary_rpc_method_handler(
             # An aio server's handlers are coroutine functions; the stubs only know sync ones.
             _measured(method, behaviour),  # type: ignore[arg-type]

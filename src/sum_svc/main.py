@@ -12,9 +12,10 @@ import uvloop
 from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import start_http_server
 
-from distsum import logs, settings, telemetry
+from distsum import logs, settings, telemetry, tls
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import limits, metrics, reflection
+from sum_svc.access import CallerCheck
 from sum_svc.adding import Adder
 from sum_svc.config import SumSettings
 from sum_svc.grpc_api import SumServicer, TelemetryInterceptor
@@ -25,7 +26,7 @@ from sum_svc.kafka_publisher import KafkaPublisher
 log = logging.getLogger("sum_svc")
 
 
-async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
+async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: tls.TlsSettings) -> None:
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -55,8 +56,10 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
 
     # One event loop serves every call: the work between receiving a request and Kafka's
     # acknowledgement never blocks, so threads would only add hand-offs and contention.
+    mutual_tls = transport.enabled and transport.client_auth
+    access = CallerCheck(transport.allowed_clients) if mutual_tls else None
     server = grpc.aio.server(
-        interceptors=[TelemetryInterceptor(limits.InFlightCap(config.max_in_flight_calls))],
+        interceptors=[TelemetryInterceptor(limits.InFlightCap(config.max_in_flight_calls), access)],
         options=limits.server_options(config),
     )
     sum_pb2_grpc.add_SumServiceServicer_to_server(SumServicer(adder, config.publish_timeout_seconds), server)
@@ -66,7 +69,11 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
             server, (sum_pb2.DESCRIPTOR.services_by_name["SumService"].full_name, "grpc.health.v1.Health")
         )
     address = f"{config.grpc_host}:{config.grpc_port}"
-    if server.add_insecure_port(address) == 0:
+    if transport.enabled:
+        port = server.add_secure_port(address, tls.grpc_server_credentials(transport))
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
         raise SystemExit(f"cannot listen on {address}")
     start_http_server(config.metrics_port)
     await server.start()
@@ -78,6 +85,8 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings) -> None:
             "metrics_port": config.metrics_port,
             "topic": kafka.topic,
             "reflection": config.reflection,
+            "tls": transport.enabled,
+            "client_auth": mutual_tls,
             "max_in_flight_calls": config.max_in_flight_calls,
         },
     )
@@ -93,10 +102,11 @@ def main() -> None:
     logs.configure("sum-svc")
     config = settings.load(SumSettings)
     kafka = settings.load(settings.KafkaSettings)
+    transport = settings.load(tls.TlsSettings)
     telemetry.configure_tracing("sum-svc", edge=True)
     # uvloop's event loop costs less per call than asyncio's own (measured: docs/performance.md).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(config, kafka))
+        runner.run(serve(config, kafka, transport))
     telemetry.shutdown_tracing()
     log.info("sum service stopped")
 

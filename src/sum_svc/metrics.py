@@ -18,7 +18,7 @@ REQUEST_DURATION = Histogram(
 IN_FLIGHT = Gauge("sum_grpc_requests_in_flight", "gRPC requests being handled, by method.", ["method"])
 REFUSED = Counter(
     "sum_grpc_refused_total",
-    "Calls refused before any work was done, by reason (in_flight_limit).",
+    "Calls refused before any work, by reason (in_flight_limit, permission_denied, unauthenticated).",
     ["reason"],
 )
 REPLAYS = Counter("sum_replays_total", "Add requests answered from the idempotency record.")

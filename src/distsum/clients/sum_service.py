@@ -12,11 +12,14 @@ from distsum.v1 import sum_pb2, sum_pb2_grpc
 
 
 class SumClient:
-    """One channel to the sum service at `target` (`host:port`); close it, or use it in a `with`."""
+    """One channel to the sum service at `target` (`host:port`); close it, or use it in a `with`.
+    `credentials` (distsum.tls.grpc_channel_credentials) for a service serving TLS; None for plaintext."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.target = target
-        self.channel = grpc.insecure_channel(target)
+        self.channel = (
+            grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+        )
         self.stub = sum_pb2_grpc.SumServiceStub(self.channel)
 
     def add(
@@ -51,8 +54,13 @@ class SumClient:
         self.close()
 
 
-def health_status(target: str, service: str = "", timeout: float = 1.0) -> str | None:
+def health_status(
+    target: str,
+    service: str = "",
+    timeout: float = 1.0,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> str | None:
     """One health check on a channel of its own (a server that just came up is not hidden behind an old
     channel's reconnect backoff)."""
-    with SumClient(target) as client:
+    with SumClient(target, credentials) as client:
         return client.health(service, timeout)

@@ -1,0 +1,139 @@
+"""A throwaway certificate authority and the certificates the local stack and the TLS tests need.
+
+Certificates are short-lived and made on the fly (ECDSA P-256, SHA-256): nothing here is a secret worth
+keeping, and nothing is committed. Identities are what the services authorise by: a certificate's
+subject alternative names (DNS or URI, e.g. a SPIFFE id) and its common name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = dt.timedelta(days=1)
+_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert_pem: bytes
+    key_pem: bytes
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """<stem>.crt and <stem>.key (0600) in directory; returns their paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert.write_bytes(self.cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(self.key_pem)
+        return cert, key
+
+
+class CertificateAuthority:
+    def __init__(self, name: str = "distsum local CA") -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _CLOCK_SKEW)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+        self.cert_pem = self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        dns: Sequence[str] = (),
+        ips: Sequence[str] = (),
+        uris: Sequence[str] = (),
+        server: bool = False,
+        client: bool = False,
+    ) -> KeyPair:
+        """A leaf certificate for server and/or client authentication."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _CLOCK_SKEW)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        )
+        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        names += [x509.UniformResourceIdentifier(uri) for uri in uris]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
+        return KeyPair(
+            certificate.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+
+
+HARNESS_IDENTITY = "spiffe://distsum.local/harness"
+
+
+class LocalTls:
+    """Mutual TLS for a local stack: a CA, a server key pair for 127.0.0.1 and localhost, and a client key
+    pair for the harness's own calls, as files under `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ca = CertificateAuthority()
+        self.ca_file = directory / "ca.crt"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file.write_bytes(self.ca.cert_pem)
+        self.server_cert_file, self.server_key_file = self.issue_server().write(directory, "server")
+        self.client = self.issue_client(HARNESS_IDENTITY)
+        self.client_cert_file, self.client_key_file = self.client.write(directory, "client")
+
+    def issue_server(self) -> KeyPair:
+        return self.ca.issue("distsum local server", dns=["localhost"], ips=["127.0.0.1"], server=True)
+
+    def issue_client(self, identity: str) -> KeyPair:
+        """A client certificate whose identity is `identity` (a URI SAN, e.g. a SPIFFE id)."""
+        return self.ca.issue(identity.rsplit("/", 1)[-1], uris=[identity], client=True)
+
+    def server_env(self, allowed_clients: Sequence[str] = (HARNESS_IDENTITY,)) -> dict[str, str]:
+        """The TLS_* settings of a service serving with mutual TLS to `allowed_clients`."""
+        return {
+            "TLS_ENABLED": "true",
+            "TLS_CERT_FILE": str(self.server_cert_file),
+            "TLS_KEY_FILE": str(self.server_key_file),
+            "TLS_CLIENT_CA_FILE": str(self.ca_file),
+            "TLS_ALLOWED_CLIENTS": ",".join(allowed_clients),
+        }
+
+    def channel_credentials(self, pair: KeyPair | None = None) -> grpc.ChannelCredentials:
+        """gRPC channel credentials trusting this stack's CA and presenting `pair` (default: the
+        harness's client certificate)."""
+        pair = self.client if pair is None else pair
+        return grpc.ssl_channel_credentials(self.ca.cert_pem, pair.key_pem, pair.cert_pem)

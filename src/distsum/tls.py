@@ -1,0 +1,178 @@
+"""TLS for the services' API ports: settings, certificate files picked up again when they change (no
+restart), and the caller's identities from its client certificate.
+
+Identities are a certificate's subject alternative names (DNS, URI such as a SPIFFE id, e-mail) and its
+common name, matched exactly against TLS_ALLOWED_CLIENTS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+from prometheus_client import Counter
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+ANY_CLIENT = "*"
+
+RELOADS = Counter(
+    "distsum_tls_certificate_reloads_total",
+    "Certificate files read again after they changed, by result (loaded, refused: the old ones stay).",
+    ["result"],
+)
+
+
+class TlsSettings(BaseSettings):
+    """TLS of this service's API port (TLS_*): on with a key pair; mutual with a client CA."""
+
+    model_config = SettingsConfigDict(env_prefix="TLS_", extra="ignore", frozen=True)
+
+    enabled: bool = False
+    cert_file: Path = Path("/etc/distsum/tls/tls.crt")
+    key_file: Path = Path("/etc/distsum/tls/tls.key")
+    client_ca_file: Path = Path("/etc/distsum/tls/ca.crt")
+    # Mutual TLS: callers present a certificate issued by client_ca_file. Off only where a service mesh
+    # authenticates callers instead.
+    client_auth: bool = True
+    # Who may call: identities matched exactly, comma-separated; "*" admits any certificate of the CA.
+    allowed_clients: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("allowed_clients", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if not self.enabled:
+            return self
+        files = [self.cert_file, self.key_file] + [self.client_ca_file] * self.client_auth
+        missing = [str(path) for path in files if not os.access(path, os.R_OK)]
+        if missing:
+            raise ValueError(f"TLS is enabled but these files cannot be read: {', '.join(missing)}")
+        if self.client_auth and not self.allowed_clients:
+            raise ValueError(
+                "TLS_ALLOWED_CLIENTS names nobody, so no caller could be let in: list the identities that "
+                "may call (certificate SAN or common name, comma-separated), or * for any certificate "
+                "of TLS_CLIENT_CA_FILE"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Material:
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None
+
+
+class CertificateFiles:
+    """The key pair (and client CA) of a TlsSettings, read again once any of the files changed.
+
+    Kubernetes replaces a mounted Secret's files in one step (a symlink swap), which changes their
+    inode and modification time; a pair that does not match (caught mid-write) is refused and the
+    files are tried again on the next check."""
+
+    def __init__(self, settings: TlsSettings) -> None:
+        self._settings = settings
+        self._paths = [settings.cert_file, settings.key_file]
+        if settings.client_auth:
+            self._paths.append(settings.client_ca_file)
+        self._lock = threading.Lock()
+        self._stamp: tuple[tuple[int, int, int], ...] | None = None
+
+    def _stamp_now(self) -> tuple[tuple[int, int, int], ...]:
+        stats = [path.stat() for path in self._paths]
+        return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
+
+    def load(self) -> Material:
+        """Read and check the files; raise ValueError naming what is wrong."""
+        stamp = self._stamp_now()
+        try:
+            # Checks that the key belongs to the certificate, as the handshake will need.
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self._settings.cert_file, self._settings.key_file
+            )
+            if self._settings.client_auth:
+                ssl.create_default_context(cafile=self._settings.client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"the TLS files are not a usable key pair and CA: {exc}") from exc
+        material = Material(
+            self._settings.cert_file.read_bytes(),
+            self._settings.key_file.read_bytes(),
+            self._settings.client_ca_file.read_bytes() if self._settings.client_auth else None,
+        )
+        self._stamp = stamp
+        return material
+
+    def load_if_changed(self) -> Material | None:
+        """New material when the files changed since the last load and are usable, else None."""
+        with self._lock:
+            try:
+                if self._stamp_now() == self._stamp:
+                    return None
+                material = self.load()
+            except (OSError, ValueError) as exc:
+                RELOADS.labels(result="refused").inc()
+                log.error(
+                    "TLS files changed but cannot be used; keeping the current ones",
+                    extra={"detail": str(exc)},
+                )
+                return None
+        RELOADS.labels(result="loaded").inc()
+        log.info("TLS certificate files reloaded", extra={"cert_file": str(self._settings.cert_file)})
+        return material
+
+
+def _grpc_config(material: Material) -> Any:
+    return grpc.ssl_server_certificate_configuration(
+        [(material.private_key, material.cert_chain)], root_certificates=material.client_ca
+    )
+
+
+def grpc_server_credentials(settings: TlsSettings) -> grpc.ServerCredentials:
+    """Server credentials whose certificates follow the files: gRPC asks before each new handshake.
+
+    grpcio can only require a client certificate or not ask for one, so with client_auth a caller
+    without a valid certificate is refused in the handshake (the caller sees UNAVAILABLE), before any
+    call exists to answer UNAUTHENTICATED."""
+    files = CertificateFiles(settings)
+    initial = _grpc_config(files.load())
+
+    def fetch() -> Any:
+        material = files.load_if_changed()
+        return None if material is None else _grpc_config(material)
+
+    return grpc.dynamic_ssl_server_credentials(
+        initial, fetch, require_client_authentication=settings.client_auth
+    )
+
+
+def grpc_identities(context: grpc.ServicerContext | Any) -> tuple[str, ...]:
+    """The caller's certificate identities: subject alternative names, then the common name."""
+    auth = context.auth_context()
+    names = [*auth.get("x509_subject_alternative_name", ()), *auth.get("x509_common_name", ())]
+    return tuple(name.decode(errors="replace") for name in names)
+
+
+def grpc_channel_credentials(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> grpc.ChannelCredentials:
+    """Credentials of a client: the CA that signed the server (None: the system's), and this client's
+    certificate and key for mutual TLS."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca_file.read_bytes() if ca_file else None,
+        private_key=key_file.read_bytes() if key_file else None,
+        certificate_chain=cert_file.read_bytes() if cert_file else None,
+    )

@@ -1,0 +1,61 @@
+"""TLS settings are checked at start, and rotated files are taken only when they make a usable pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distsum import settings, tls
+from localstack.certificates import LocalTls
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> LocalTls:
+    return LocalTls(tmp_path / "tls")
+
+
+def test_enabled_tls_needs_readable_files_and_someone_allowed(
+    local: LocalTls, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in local.server_env().items():
+        monkeypatch.setenv(name, value)
+    loaded = settings.load(tls.TlsSettings)
+    assert loaded.allowed_clients == ("spiffe://distsum.local/harness",)
+
+    monkeypatch.setenv("TLS_ALLOWED_CLIENTS", " , ")
+    with pytest.raises(settings.ConfigurationError, match="TLS_ALLOWED_CLIENTS names nobody"):
+        settings.load(tls.TlsSettings)
+    monkeypatch.setenv("TLS_ALLOWED_CLIENTS", "a, b ,*")
+    assert settings.load(tls.TlsSettings).allowed_clients == ("a", "b", "*")
+
+    monkeypatch.setenv("TLS_KEY_FILE", str(tmp_path / "missing.key"))
+    with pytest.raises(settings.ConfigurationError, match=r"missing\.key"):
+        settings.load(tls.TlsSettings)
+
+
+def test_off_by_default() -> None:
+    assert not tls.TlsSettings().enabled
+
+
+def test_changed_files_are_loaded_once_and_a_mismatched_pair_is_refused(local: LocalTls) -> None:
+    files = tls.CertificateFiles(
+        tls.TlsSettings(
+            enabled=True,
+            cert_file=local.server_cert_file,
+            key_file=local.server_key_file,
+            client_ca_file=local.ca_file,
+            allowed_clients=("*",),
+        )
+    )
+    first = files.load()
+    assert files.load_if_changed() is None
+
+    # A certificate without its key (a rotation caught half-way): refused, the current pair stays.
+    other = local.issue_server()
+    local.server_cert_file.write_bytes(other.cert_pem)
+    assert files.load_if_changed() is None
+    local.server_key_file.write_bytes(other.key_pem)
+    reloaded = files.load_if_changed()
+    assert reloaded is not None and reloaded.cert_chain == other.cert_pem != first.cert_chain
+    assert files.load_if_changed() is None
