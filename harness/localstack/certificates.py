@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +133,16 @@ class LocalTls:
             "TLS_CLIENT_CA_FILE": str(self.ca_file),
             "TLS_ALLOWED_CLIENTS": ",".join(allowed_clients),
         }
+
+    def ssl_context(self, pair: KeyPair | None = None) -> ssl.SSLContext:
+        """An https client context trusting this stack's CA and presenting `pair` (default: the
+        harness's client certificate)."""
+        pair = self.client if pair is None else pair
+        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
+        with tempfile.TemporaryDirectory() as scratch:  # load_cert_chain reads files only
+            cert, key = pair.write(Path(scratch), "client")
+            context.load_cert_chain(cert, key)
+        return context
 
     def channel_credentials(self, pair: KeyPair | None = None) -> grpc.ChannelCredentials:
         """gRPC channel credentials trusting this stack's CA and presenting `pair` (default: the

@@ -17,14 +17,14 @@ from localstack.stack import local_stack
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tls_setup(tls: LocalTls | None) -> str:
-    """The client settings for the sum service's mutual TLS, as shell lines; nothing for plaintext."""
+def _tls_setup(tls: LocalTls | None, ledger_url: str) -> str:
+    """The CLI's settings for mutual TLS to both services, as shell lines; nothing for plaintext."""
     if tls is None:
         return ""
     return (
-        f"  # mutual TLS to the sum service: the run's CA and the harness's client certificate\n"
+        f"  # mutual TLS: the run's CA and the harness's client certificate\n"
         f"  export DISTSUM_TLS_CA_FILE={tls.ca_file} DISTSUM_TLS_CERT_FILE={tls.client_cert_file} "
-        f"DISTSUM_TLS_KEY_FILE={tls.client_key_file}\n"
+        f"DISTSUM_TLS_KEY_FILE={tls.client_key_file} DISTSUM_LEDGER_URL={ledger_url}\n"
     )
 
 
@@ -61,7 +61,7 @@ distributed-sum is running (state in {state_dir}, logs in {state_dir / "logs"}):
   total file       {ledger.settings.total_file}
 
 Try it in another terminal:
-{_tls_setup(stack.tls)}  .venv/bin/distsum add 2 3
+{_tls_setup(stack.tls, ledger.url)}  .venv/bin/distsum add 2 3
   .venv/bin/distsum total
 
 Ctrl-C stops everything.""",

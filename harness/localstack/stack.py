@@ -160,7 +160,7 @@ class LocalStack:
     state_dir: Path
     service_env: Mapping[str, str] = field(default_factory=dict)
     kafka: Kafka | None = None
-    # The sum service with mutual TLS, and the harness's clients with its client certificate.
+    # Both services with mutual TLS, and the harness's clients with its client certificate.
     tls: LocalTls | None = None
 
     def _start(self, name: str, module: str, env: dict[str, str]) -> ManagedProcess:
@@ -225,6 +225,7 @@ class LocalStack:
             "ledger_svc",
             {
                 **self.service_env,
+                **(self.tls.server_env() if self.tls else {}),
                 "LEDGER_HTTP_HOST": "127.0.0.1",
                 "LEDGER_HTTP_PORT": str(port),
                 "LEDGER_METRICS_PORT": str(settings.metrics_port),
@@ -233,9 +234,9 @@ class LocalStack:
                 **(env or {}),
             },
         )
-        ledger = Ledger(
-            process, LedgerClient(f"http://127.0.0.1:{port}", alive=process.assert_running), settings
-        )
+        scheme, context = ("https", self.tls.ssl_context()) if self.tls else ("http", None)
+        client = LedgerClient(f"{scheme}://127.0.0.1:{port}", alive=process.assert_running, context=context)
+        ledger = Ledger(process, client, settings)
         if wait:
             ledger.wait_ready()
         return ledger

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 import uuid
 from pathlib import Path
@@ -23,7 +24,7 @@ class ClientSettings(BaseSettings):
 
     target: str = Field(default="127.0.0.1:50051", min_length=1)
     ledger_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
-    # TLS to the sum service: the CA that signed it, and this client's certificate for mutual TLS.
+    # TLS to the services: the CA that signed them, and this client's certificate for mutual TLS.
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -54,7 +55,14 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _total(args: argparse.Namespace) -> int:
-    client = LedgerClient(args.ledger_url, timeout=args.timeout)
+    context = None
+    if args.ca_file or args.cert_file:
+        try:
+            context = tls.client_ssl_context(args.ca_file, args.cert_file, args.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"error: cannot use the TLS files: {exc}", file=sys.stderr)
+            return 2
+    client = LedgerClient(args.ledger_url, timeout=args.timeout, context=context)
     url = client.url + "/v1/total"
     try:
         body = client.total()
@@ -76,6 +84,27 @@ def _int64(text: str) -> int:
     return value
 
 
+def _tls_options(command: argparse.ArgumentParser, defaults: ClientSettings, service: str) -> None:
+    command.add_argument(
+        "--ca-file",
+        type=Path,
+        default=defaults.tls_ca_file,
+        help=f"connect to {service} with TLS, trusting this CA (env DISTSUM_TLS_CA_FILE)",
+    )
+    command.add_argument(
+        "--cert-file",
+        type=Path,
+        default=defaults.tls_cert_file,
+        help="client certificate for mutual TLS (env DISTSUM_TLS_CERT_FILE; with --key-file)",
+    )
+    command.add_argument(
+        "--key-file",
+        type=Path,
+        default=defaults.tls_key_file,
+        help="its private key (env DISTSUM_TLS_KEY_FILE)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = settings.load(ClientSettings)
     parser = argparse.ArgumentParser(prog="distsum", description=__doc__)
@@ -91,24 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.target,
         help="sum service host:port (env DISTSUM_TARGET)",
     )
-    add.add_argument(
-        "--ca-file",
-        type=Path,
-        default=defaults.tls_ca_file,
-        help="connect with TLS, trusting this CA (env DISTSUM_TLS_CA_FILE)",
-    )
-    add.add_argument(
-        "--cert-file",
-        type=Path,
-        default=defaults.tls_cert_file,
-        help="client certificate for mutual TLS (env DISTSUM_TLS_CERT_FILE; with --key-file)",
-    )
-    add.add_argument(
-        "--key-file",
-        type=Path,
-        default=defaults.tls_key_file,
-        help="its private key (env DISTSUM_TLS_KEY_FILE)",
-    )
+    _tls_options(add, defaults, "the sum service")
     add.set_defaults(run=_add)
 
     total = commands.add_parser("total", help="print the ledger's running total")
@@ -117,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.ledger_url,
         help="ledger base URL (env DISTSUM_LEDGER_URL)",
     )
+    _tls_options(total, defaults, "the ledger (https)")
     total.set_defaults(run=_total)
     return parser
 
@@ -124,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "add" and (args.cert_file is None) != (args.key_file is None):
+    if (args.cert_file is None) != (args.key_file is None):
         parser.error("--cert-file and --key-file go together")
     code: int = args.run(args)
     return code

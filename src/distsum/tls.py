@@ -11,6 +11,7 @@ import logging
 import os
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -164,6 +165,42 @@ def grpc_identities(context: grpc.ServicerContext | Any) -> tuple[str, ...]:
     auth = context.auth_context()
     names = [*auth.get("x509_subject_alternative_name", ()), *auth.get("x509_common_name", ())]
     return tuple(name.decode(errors="replace") for name in names)
+
+
+def certificate_identities(peer_certificate: dict[str, Any]) -> tuple[str, ...]:
+    """The identities of a certificate as Python's ssl reports it (getpeercert()): subject alternative
+    names, then the common name; empty when the peer sent none."""
+    names = [str(value) for _, value in peer_certificate.get("subjectAltName", ())]
+    names += [
+        str(value) for rdn in peer_certificate.get("subject", ()) for key, value in rdn if key == "commonName"
+    ]
+    return tuple(names)
+
+
+class ReloadingSslContext:
+    """A server's ssl.SSLContext, built again by `build` once the files changed: ask for it per connection
+    (gunicorn's ssl_context hook is called for each one). A stat of the files is all a connection pays."""
+
+    def __init__(self, settings: TlsSettings, build: Callable[[], ssl.SSLContext]) -> None:
+        self._files = CertificateFiles(settings)
+        self._files.load()
+        self._build = build
+        self._context = build()
+
+    def current(self) -> ssl.SSLContext:
+        if self._files.load_if_changed() is not None:
+            self._context = self._build()
+        return self._context
+
+
+def client_ssl_context(
+    ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext:
+    """An https client's context: trusting ca_file (None: the system's CAs), presenting cert_file."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file is not None:
+        context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def grpc_channel_credentials(

@@ -32,7 +32,7 @@ STRANGER = "spiffe://distsum.local/stranger"
 
 @pytest.fixture
 def stack(topic: Topic, tmp_path: Path) -> Iterator[LocalStack]:
-    """The sum service with mutual TLS (the ledger stays plaintext), on the test's own topic and group."""
+    """Both services with mutual TLS, on the test's own topic and group."""
     env = {**QUICK_RECOVERY, "LEDGER_GROUP_ID": f"ledger-{topic.name}"}
     with contextlib.ExitStack() as resources:
         yield LocalStack(
@@ -236,6 +236,15 @@ def test_make_run_with_tls_serves_mutual_tls_and_stops_on_ctrl_c(tmp_path: Path)
             check=False,
         )
         assert (added.returncode, added.stdout.strip()) == (0, "5"), added.stderr
+        total = subprocess.run(
+            [sys.executable, "-m", "distsum.cli", "total"],
+            env={**os.environ, **client_env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert total.returncode == 0, total.stderr
+        assert "count: 0" in total.stderr or "count: 1" in total.stderr
     finally:
         run.send_signal(signal.SIGINT)
         code = run.wait(60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -43,36 +44,44 @@ class LedgerUnavailable(LedgerError):
     """503: not ready, or the store cannot be read (not created yet by a ledger that just started)."""
 
 
-def http_json(url: str, timeout: float = 10.0) -> tuple[int, Any]:
+def http_json(url: str, timeout: float = 10.0, context: ssl.SSLContext | None = None) -> tuple[int, Any]:
     """(status, parsed JSON body) of a GET; raises OSError when nothing answers, ValueError on a body that
-    is not JSON."""
-    status, text = _get(url, timeout)
+    is not JSON. `context`: the TLS settings for an https URL (distsum.tls.client_ssl_context)."""
+    status, text = _get(url, timeout, context)
     return status, json.loads(text or "null")
 
 
-def _get(url: str, timeout: float) -> tuple[int, str]:
+def _get(url: str, timeout: float, context: ssl.SSLContext | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
 
 
 class LedgerClient:
-    """One ledger at `url` (`http://host:port`). `alive`, where given, is called on every poll of a wait
-    and raises when what serves the URL is gone, so a wait fails at once with the reason."""
+    """One ledger at `url` (`http://host:port`, or `https://` with `context`). `alive`, where given, is
+    called on every poll of a wait and raises when what serves the URL is gone, so a wait fails at once
+    with the reason."""
 
-    def __init__(self, url: str, timeout: float = 10.0, alive: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        alive: Callable[[], object] | None = None,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.context = context
         self._alive = alive or (lambda: None)
 
     def get(self, path: str) -> tuple[int, Any]:
         """(status, parsed JSON body) of any path; raises OSError when nothing answers."""
-        return http_json(self.url + path, self.timeout)
+        return http_json(self.url + path, self.timeout, self.context)
 
     def _ok(self, path: str) -> Any:
-        status, text = _get(self.url + path, self.timeout)
+        status, text = _get(self.url + path, self.timeout, self.context)
         if status == 503:
             raise LedgerUnavailable(self.url + path, status, text)
         if status != 200:

@@ -1,4 +1,5 @@
-"""What the ledger's REST port refuses before any other code runs: methods the API does not document.
+"""What the ledger's REST port refuses before any other code runs: methods the API does not document,
+and, with mutual TLS, callers without a certificate or whose identity may not read.
 
 prometheus_flask_exporter labels its request metrics with the request's method. gunicorn accepts any
 well-formed method name (XAAA, XAAB, ...), so each invented one would make new series in the
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter
 
+from distsum import tls
 from distsum.logs import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -28,11 +31,19 @@ _BODY = json.dumps(
 
 REFUSED = Counter(
     "ledger_http_refused_total",
-    "HTTP requests refused before the API saw them, by reason (method_not_allowed).",
+    "HTTP requests refused before the API saw them, by reason (method_not_allowed, unauthenticated, "
+    "permission_denied).",
     ["reason"],
 )
 
 WsgiApp = Any  # a WSGI callable: (environ, start_response) -> iterable of bytes
+StartResponse = Any
+
+
+def _refuse(start_response: StartResponse, status: str, error: str, message: str) -> Iterable[bytes]:
+    body = json.dumps({"error": error, "message": message}, separators=(",", ":")).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 class DocumentedMethodsOnly:
@@ -60,3 +71,70 @@ class DocumentedMethodsOnly:
             [("Content-Type", "application/json"), ("Allow", _ALLOW), ("Content-Length", str(len(_BODY)))],
         )
         return [_BODY]
+
+
+# The kubelet's probes cannot present a client certificate; these answer nothing but liveness and
+# readiness.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+audit_log = logging.getLogger("ledger_svc.audit")
+
+
+class CallerCheck:
+    """WSGI middleware for mutual TLS (the TLS handshake asked for a client certificate and verified any
+    it got): 401 without one, 403 for an identity not in TLS_ALLOWED_CLIENTS, an audit line per identity
+    and path (the first, then one a minute with how many requests it covers)."""
+
+    def __init__(self, app: WsgiApp, allowed: tuple[str, ...]) -> None:
+        self._app = app
+        self._any = tls.ANY_CLIENT in allowed
+        self._allowed = frozenset(allowed)
+        self._unauthenticated = REFUSED.labels(reason="unauthenticated")
+        self._denied = REFUSED.labels(reason="permission_denied")
+        self._refusals = ThrottledLog(log, interval=10.0)
+        self._audit = ThrottledLog(audit_log, interval=60.0)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))[:64]  # the caller's text, cut short for the logs
+        if path in PROBE_PATHS:
+            return self._app(environ, start_response)  # type: ignore[no-any-return]
+        connection = environ.get("gunicorn.socket")
+        certificate = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
+        identities = tls.certificate_identities(certificate or {})
+        peer = environ.get("REMOTE_ADDR")
+        if not identities:
+            self._unauthenticated.inc()
+            self._refusals.log(
+                logging.WARNING,
+                "unauthenticated",
+                "request refused: no client certificate",
+                {"path": path, "peer": peer},
+            )
+            return _refuse(
+                start_response,
+                "401 UNAUTHORIZED",
+                "unauthenticated",
+                "a client certificate is required: connect with mutual TLS",
+            )
+        identity = identities[0]
+        if not (self._any or not self._allowed.isdisjoint(identities)):
+            self._denied.inc()
+            self._refusals.log(
+                logging.WARNING,
+                f"denied {identity}",
+                "request refused: identity not allowed",
+                {"identity": identity, "path": path, "peer": peer},
+            )
+            return _refuse(
+                start_response,
+                "403 FORBIDDEN",
+                "permission_denied",
+                f"the identity {identity} may not read the ledger: "
+                "ask for it to be added to its allowed clients",
+            )
+        self._audit.log(
+            logging.INFO,
+            f"{identity} {path[:64]}",
+            "audit: request",
+            {"identity": identity, "path": path[:64]},
+        )
+        return self._app(environ, start_response)  # type: ignore[no-any-return]

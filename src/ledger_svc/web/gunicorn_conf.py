@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-from distsum import logs, settings, telemetry
+from distsum import logs, settings, telemetry, tls
 from ledger_svc.config import LedgerSettings
 
 _config = settings.load(LedgerSettings)
+_tls = settings.load(tls.TlsSettings)
 
 bind = f"{_config.http_host}:{_config.http_port}"
 workers = _config.web_workers
@@ -45,6 +48,24 @@ logconfig_dict: dict[str, Any] = {
     },
     "root": {"level": "INFO", "handlers": ["stderr"]},
 }
+
+
+if _tls.enabled:
+    certfile = str(_tls.cert_file)
+    keyfile = str(_tls.key_file)
+    # Optional, not required: a caller without a certificate gets a 401 that says what is missing (a
+    # required one would end in a handshake error), and the kubelet's HTTPS probe (no certificate) can
+    # still read /readyz. A certificate that is sent must verify against the CA.
+    ca_certs = str(_tls.client_ca_file) if _tls.client_auth else None
+    cert_reqs = ssl.CERT_OPTIONAL if _tls.client_auth else ssl.CERT_NONE
+    _contexts: tls.ReloadingSslContext | None = None
+
+    def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        """Called for every new connection: the context of the current files (rotated in place)."""
+        global _contexts
+        if _contexts is None:
+            _contexts = tls.ReloadingSslContext(_tls, default_ssl_context_factory)
+        return _contexts.current()
 
 
 def post_fork(server: Any, worker: Any) -> None:
