@@ -21,6 +21,8 @@ from prometheus_client import Counter
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from distsum.logs import ThrottledLog
+
 log = logging.getLogger(__name__)
 
 ANY_CLIENT = "*"
@@ -213,3 +215,57 @@ def grpc_channel_credentials(
         private_key=key_file.read_bytes() if key_file else None,
         certificate_chain=cert_file.read_bytes() if cert_file else None,
     )
+
+
+UNAUTHENTICATED_MESSAGE = "a client certificate is required: connect with mutual TLS"
+
+
+def denied_message(identity: str, action: str) -> str:
+    """What a caller whose identity is not allowed is told: who it came as, and the way forward."""
+    return (
+        f"the identity {identity} may not {action}: ask for it to be added to the service's allowed clients"
+    )
+
+
+class Admission:
+    """Whether a caller, verified by the TLS handshake, may go on: its certificate identities against
+    TLS_ALLOWED_CLIENTS. A refusal is counted (`refused`, by reason) and logged at most once per 10 s per
+    kind; an admitted call leaves an aggregated audit line: the first of each identity and target, then
+    one a minute carrying how many calls it covers, so the audit trail costs the hot path a dict lookup."""
+
+    def __init__(
+        self, allowed: tuple[str, ...], refused: Counter, logger: logging.Logger, audit: logging.Logger
+    ):
+        self._any = ANY_CLIENT in allowed
+        self._allowed = frozenset(allowed)
+        self._unauthenticated = refused.labels(reason="unauthenticated")
+        self._denied = refused.labels(reason="permission_denied")
+        self._refusals = ThrottledLog(logger, interval=10.0)
+        self._audit = ThrottledLog(audit, interval=60.0)
+
+    def admit(self, identities: tuple[str, ...], target: str, peer: object) -> str | None:
+        """The identity the caller is admitted as, or None once the refusal is counted and logged (no
+        identities: unauthenticated; else: not allowed)."""
+        if not identities:
+            self._unauthenticated.inc()
+            self._refusals.log(
+                logging.WARNING,
+                "unauthenticated",
+                "refused: no client certificate",
+                {"target": target, "peer": peer},
+            )
+            return None
+        identity = identities[0]
+        if not (self._any or not self._allowed.isdisjoint(identities)):
+            self._denied.inc()
+            self._refusals.log(
+                logging.WARNING,
+                f"denied {identity} {target}",
+                "refused: identity not allowed",
+                {"identity": identity, "target": target, "peer": peer},
+            )
+            return None
+        self._audit.log(
+            logging.INFO, f"{identity} {target}", "audit", {"identity": identity, "target": target}
+        )
+        return identity

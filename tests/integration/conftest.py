@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from confluent_kafka import Consumer, Producer
 
 from distsum.clients.waiting import wait_until
 from distsum.kafka import clients as kafka_clients
+from localstack.certificates import LocalTls
+from localstack.processes import ManagedProcess
 from localstack.stack import QUICK_RECOVERY, Ledger, LocalStack, SumService
 from tests.conftest import Topic
 
@@ -81,3 +85,32 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> 
     finally:
         consumer.close()
     return records
+
+
+@pytest.fixture
+def tls_stack(topic: Topic, tmp_path: Path) -> Iterator[LocalStack]:
+    """Both services with mutual TLS (certificates made for the test), on the test's own topic and group."""
+    env = {**QUICK_RECOVERY, "LEDGER_GROUP_ID": f"ledger-{topic.name}"}
+    with contextlib.ExitStack() as resources:
+        yield LocalStack(
+            resources, topic.bootstrap, topic.name, tmp_path, env, tls=LocalTls(tmp_path / "tls")
+        )
+
+
+def served_certificate(host: str, port: int, tls: LocalTls) -> bytes:
+    """The certificate (DER) a new TLS connection to host:port is served, read with Python's ssl."""
+    context = tls.ssl_context()
+    context.set_alpn_protocols(["h2", "http/1.1"])  # gRPC's server insists on h2
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as connection,
+    ):
+        served = connection.getpeercert(binary_form=True)
+    assert served is not None
+    return served
+
+
+def log_records(process: ManagedProcess) -> list[dict[str, object]]:
+    """The JSON lines a service logged."""
+    lines = process.log_path.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]

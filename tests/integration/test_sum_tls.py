@@ -3,17 +3,13 @@ and certificates rotated in place under traffic (distsum/tls.py, sum_svc/access.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -21,23 +17,13 @@ import pytest
 
 from distsum.clients.sum_service import SumClient
 from distsum.clients.waiting import wait_until
-from localstack.certificates import CertificateAuthority, LocalTls
+from localstack.certificates import HARNESS_IDENTITY, CertificateAuthority
 from localstack.ports import free_port
-from localstack.stack import QUICK_RECOVERY, Ledger, LocalStack, SumService
-from tests.conftest import Topic
+from localstack.stack import Ledger, LocalStack, SumService
+from tests.integration.conftest import log_records, served_certificate
 from tests.services import new_id
 
 STRANGER = "spiffe://distsum.local/stranger"
-
-
-@pytest.fixture
-def stack(topic: Topic, tmp_path: Path) -> Iterator[LocalStack]:
-    """Both services with mutual TLS, on the test's own topic and group."""
-    env = {**QUICK_RECOVERY, "LEDGER_GROUP_ID": f"ledger-{topic.name}"}
-    with contextlib.ExitStack() as resources:
-        yield LocalStack(
-            resources, topic.bootstrap, topic.name, tmp_path, env, tls=LocalTls(tmp_path / "tls")
-        )
 
 
 def refused_metric(service: SumService, reason: str) -> float:
@@ -51,24 +37,24 @@ def add_with(service: SumService, credentials: grpc.ChannelCredentials, a: int, 
         return client.add(new_id(), a, b, timeout=5).sum
 
 
-def test_only_allowed_identities_with_a_certificate_of_the_ca_may_add(stack: LocalStack) -> None:
-    assert stack.tls is not None
-    ledger = stack.ledger()
-    service = stack.sum_service()
-    assert add_with(service, stack.tls.channel_credentials(), 2, 3) == 5
+def test_only_allowed_identities_with_a_certificate_of_the_ca_may_add(tls_stack: LocalStack) -> None:
+    assert tls_stack.tls is not None
+    ledger = tls_stack.ledger()
+    service = tls_stack.sum_service()
+    assert add_with(service, tls_stack.tls.channel_credentials(), 2, 3) == 5
 
     # No certificate, or one from another CA: refused in the handshake (grpcio cannot ask for an optional
     # client certificate), so the caller sees UNAVAILABLE.
-    no_certificate = grpc.ssl_channel_credentials(stack.tls.ca.cert_pem)
+    no_certificate = grpc.ssl_channel_credentials(tls_stack.tls.ca.cert_pem)
     other = CertificateAuthority("another CA").issue(STRANGER, uris=[STRANGER], client=True)
-    other_ca = grpc.ssl_channel_credentials(stack.tls.ca.cert_pem, other.key_pem, other.cert_pem)
+    other_ca = grpc.ssl_channel_credentials(tls_stack.tls.ca.cert_pem, other.key_pem, other.cert_pem)
     for credentials in (no_certificate, other_ca):
         with pytest.raises(grpc.RpcError) as refused:
             add_with(service, credentials, 1, 1)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
     # A certificate of the CA whose identity may not Add.
-    stranger = stack.tls.channel_credentials(stack.tls.issue_client(STRANGER))
+    stranger = tls_stack.tls.channel_credentials(tls_stack.tls.issue_client(STRANGER))
     with pytest.raises(grpc.RpcError) as denied:
         add_with(service, stranger, 1, 1)
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -81,47 +67,29 @@ def test_only_allowed_identities_with_a_certificate_of_the_ca_may_add(stack: Loc
     assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
 
     assert ledger.client.wait_count(1)["total"] == "5"
-    audit = [line for line in _log_records(service) if line.get("msg") == "audit: call"]
-    assert [(line["identity"], line["method"]) for line in audit] == [
-        ("spiffe://distsum.local/harness", "/distsum.v1.SumService/Add")
+    records = log_records(service.process)
+    add = "/distsum.v1.SumService/Add"
+    assert [(r["identity"], r["target"]) for r in records if r.get("msg") == "audit"] == [
+        (HARNESS_IDENTITY, add)
     ]
-    denial = [
-        line for line in _log_records(service) if line.get("msg") == "call refused: identity not allowed"
-    ]
-    assert [line["identity"] for line in denial] == [STRANGER]
+    refusals = [(r["msg"], r.get("identity")) for r in records if str(r.get("msg", "")).startswith("refused")]
+    assert refusals == [("refused: identity not allowed", STRANGER)]
 
 
-def _log_records(service: SumService) -> list[dict[str, object]]:
-    lines = service.process.log_path.read_text(errors="replace").splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
-
-
-def _served_certificate(target: str, tls: LocalTls) -> bytes:
-    """The certificate a new TLS connection to target is served (DER), read with Python's ssl."""
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    context.set_alpn_protocols(["h2"])
-    pair_dir = tls.directory / "probe"
-    cert, key = tls.client.write(pair_dir, "probe")
-    context.load_cert_chain(cert, key)
+def _host_port(target: str) -> tuple[str, int]:
     host, port = target.rsplit(":", 1)
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as connection,
-    ):
-        served = connection.getpeercert(binary_form=True)
-    assert served is not None
-    return served
+    return host, int(port)
 
 
-def test_certificates_rotated_in_place_are_served_without_a_failed_call(stack: LocalStack) -> None:
+def test_certificates_rotated_in_place_are_served_without_a_failed_call(tls_stack: LocalStack) -> None:
     """The key pair's files are replaced the way Kubernetes updates a mounted Secret (one rename) while a
     client keeps adding on one channel: no call fails, new connections get the new certificate, and
     every Add is counted once."""
-    assert stack.tls is not None
-    tls = stack.tls
-    ledger: Ledger = stack.ledger()
-    service = stack.sum_service()
-    before = _served_certificate(service.target, tls)
+    assert tls_stack.tls is not None
+    tls = tls_stack.tls
+    ledger: Ledger = tls_stack.ledger()
+    service = tls_stack.sum_service()
+    before = served_certificate(*_host_port(service.target), tls)
 
     sent: list[int] = []
     errors: list[BaseException] = []
@@ -149,7 +117,7 @@ def test_certificates_rotated_in_place_are_served_without_a_failed_call(stack: L
         os.replace(cert, tls.server_cert_file)
         os.replace(key, tls.server_key_file)
         after = wait_until(
-            lambda: (served := _served_certificate(service.target, tls)) != before and served,
+            lambda: (served := served_certificate(*_host_port(service.target), tls)) != before and served,
             30,
             "a new connection to be served the new certificate",
         )
@@ -165,11 +133,11 @@ def test_certificates_rotated_in_place_are_served_without_a_failed_call(stack: L
         assert fresh.add(new_id(), 2, 3).sum == 5
 
 
-def test_the_cli_adds_over_mutual_tls(stack: LocalStack) -> None:
-    assert stack.tls is not None
-    ledger = stack.ledger()
-    service = stack.sum_service()
-    cert, key = stack.tls.client.write(stack.tls.directory / "cli", "client")
+def test_the_cli_adds_over_mutual_tls(tls_stack: LocalStack) -> None:
+    assert tls_stack.tls is not None
+    ledger = tls_stack.ledger()
+    service = tls_stack.sum_service()
+    cert, key = tls_stack.tls.client.write(tls_stack.tls.directory / "cli", "client")
     added = subprocess.run(
         [sys.executable, "-m", "distsum.cli", "add", "2", "3", "--target", service.target],
         capture_output=True,
@@ -177,7 +145,7 @@ def test_the_cli_adds_over_mutual_tls(stack: LocalStack) -> None:
         check=False,
         env={
             **os.environ,
-            "DISTSUM_TLS_CA_FILE": str(stack.tls.ca_file),
+            "DISTSUM_TLS_CA_FILE": str(tls_stack.tls.ca_file),
             "DISTSUM_TLS_CERT_FILE": str(cert),
             "DISTSUM_TLS_KEY_FILE": str(key),
         },

@@ -76,22 +76,15 @@ class DocumentedMethodsOnly:
 # The kubelet's probes cannot present a client certificate; these answer nothing but liveness and
 # readiness.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
-audit_log = logging.getLogger("ledger_svc.audit")
 
 
 class CallerCheck:
-    """WSGI middleware for mutual TLS (the TLS handshake asked for a client certificate and verified any
-    it got): 401 without one, 403 for an identity not in TLS_ALLOWED_CLIENTS, an audit line per identity
-    and path (the first, then one a minute with how many requests it covers)."""
+    """WSGI middleware for mutual TLS (the handshake asked for a client certificate and verified any it
+    got): 401 without one, 403 for an identity not in TLS_ALLOWED_CLIENTS (distsum.tls.Admission)."""
 
     def __init__(self, app: WsgiApp, allowed: tuple[str, ...]) -> None:
         self._app = app
-        self._any = tls.ANY_CLIENT in allowed
-        self._allowed = frozenset(allowed)
-        self._unauthenticated = REFUSED.labels(reason="unauthenticated")
-        self._denied = REFUSED.labels(reason="permission_denied")
-        self._refusals = ThrottledLog(log, interval=10.0)
-        self._audit = ThrottledLog(audit_log, interval=60.0)
+        self._admission = tls.Admission(allowed, REFUSED, log, logging.getLogger("ledger_svc.audit"))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))[:64]  # the caller's text, cut short for the logs
@@ -100,41 +93,11 @@ class CallerCheck:
         connection = environ.get("gunicorn.socket")
         certificate = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
         identities = tls.certificate_identities(certificate or {})
-        peer = environ.get("REMOTE_ADDR")
-        if not identities:
-            self._unauthenticated.inc()
-            self._refusals.log(
-                logging.WARNING,
-                "unauthenticated",
-                "request refused: no client certificate",
-                {"path": path, "peer": peer},
-            )
-            return _refuse(
-                start_response,
-                "401 UNAUTHORIZED",
-                "unauthenticated",
-                "a client certificate is required: connect with mutual TLS",
-            )
-        identity = identities[0]
-        if not (self._any or not self._allowed.isdisjoint(identities)):
-            self._denied.inc()
-            self._refusals.log(
-                logging.WARNING,
-                f"denied {identity}",
-                "request refused: identity not allowed",
-                {"identity": identity, "path": path, "peer": peer},
-            )
-            return _refuse(
-                start_response,
-                "403 FORBIDDEN",
-                "permission_denied",
-                f"the identity {identity} may not read the ledger: "
-                "ask for it to be added to its allowed clients",
-            )
-        self._audit.log(
-            logging.INFO,
-            f"{identity} {path[:64]}",
-            "audit: request",
-            {"identity": identity, "path": path[:64]},
-        )
+        if self._admission.admit(identities, path, environ.get("REMOTE_ADDR")) is None:
+            if not identities:
+                return _refuse(
+                    start_response, "401 UNAUTHORIZED", "unauthenticated", tls.UNAUTHENTICATED_MESSAGE
+                )
+            message = tls.denied_message(identities[0], "read the ledger")
+            return _refuse(start_response, "403 FORBIDDEN", "permission_denied", message)
         return self._app(environ, start_response)  # type: ignore[no-any-return]
