@@ -85,24 +85,13 @@ def _int64(text: str) -> int:
 
 
 def _tls_options(command: argparse.ArgumentParser, defaults: ClientSettings, service: str) -> None:
-    command.add_argument(
-        "--ca-file",
-        type=Path,
-        default=defaults.tls_ca_file,
-        help=f"connect to {service} with TLS, trusting this CA (env DISTSUM_TLS_CA_FILE)",
+    options = (
+        ("--ca-file", defaults.tls_ca_file, f"connect to {service} with TLS, trusting this CA", "CA_FILE"),
+        ("--cert-file", defaults.tls_cert_file, "client certificate, with --key-file", "CERT_FILE"),
+        ("--key-file", defaults.tls_key_file, "its private key", "KEY_FILE"),
     )
-    command.add_argument(
-        "--cert-file",
-        type=Path,
-        default=defaults.tls_cert_file,
-        help="client certificate for mutual TLS (env DISTSUM_TLS_CERT_FILE; with --key-file)",
-    )
-    command.add_argument(
-        "--key-file",
-        type=Path,
-        default=defaults.tls_key_file,
-        help="its private key (env DISTSUM_TLS_KEY_FILE)",
-    )
+    for flag, default, text, variable in options:
+        command.add_argument(flag, type=Path, default=default, help=f"{text} (env DISTSUM_TLS_{variable})")
 
 
 def build_parser() -> argparse.ArgumentParser:

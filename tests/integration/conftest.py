@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import socket
+import ssl
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -108,6 +110,21 @@ def served_certificate(host: str, port: int, tls: LocalTls) -> bytes:
         served = connection.getpeercert(binary_form=True)
     assert served is not None
     return served
+
+
+def rotate_server_certificate(tls: LocalTls, host: str, port: int) -> None:
+    """Replace the server's key pair in place, as the kubelet updates a mounted Secret (each file in one
+    rename), and wait until a new connection to host:port is served the new certificate."""
+    before = served_certificate(host, port, tls)
+    cert, key = tls.issue_server().write(tls.directory / "next", "server")
+    os.replace(cert, tls.server_cert_file)
+    os.replace(key, tls.server_key_file)
+    after = wait_until(
+        lambda: (served := served_certificate(host, port, tls)) != before and served,
+        30,
+        "a new connection to be served the new certificate",
+    )
+    assert after == ssl.PEM_cert_to_DER_cert(tls.server_cert_file.read_text())
 
 
 def log_records(process: ManagedProcess) -> list[dict[str, object]]:

@@ -13,10 +13,9 @@ import urllib.error
 import pytest
 
 from distsum.clients.ledger import LedgerClient
-from distsum.clients.waiting import wait_until
 from localstack.certificates import HARNESS_IDENTITY, CertificateAuthority
 from localstack.stack import Ledger, LocalStack
-from tests.integration.conftest import log_records, served_certificate
+from tests.integration.conftest import log_records, rotate_server_certificate
 from tests.services import new_id
 
 STRANGER = "spiffe://distsum.local/stranger"
@@ -65,16 +64,7 @@ def test_certificates_rotated_in_place_are_served_to_new_connections(tls_stack: 
     assert tls_stack.tls is not None
     tls = tls_stack.tls
     ledger = tls_stack.ledger()
-    before = served_certificate(*_host_port(ledger.url), tls)
-    cert, key = tls.issue_server().write(tls.directory / "next", "server")
-    os.replace(cert, tls.server_cert_file)
-    os.replace(key, tls.server_key_file)
-    after = wait_until(
-        lambda: (served := served_certificate(*_host_port(ledger.url), tls)) != before and served,
-        30,
-        "a new connection to be served the new certificate",
-    )
-    assert after == ssl.PEM_cert_to_DER_cert(tls.server_cert_file.read_text())
+    rotate_server_certificate(tls, *_host_port(ledger.url))
     assert ledger.client.total()["count"] == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from distsum.clients.waiting import wait_until
 from localstack.certificates import HARNESS_IDENTITY, CertificateAuthority
 from localstack.ports import free_port
 from localstack.stack import Ledger, LocalStack, SumService
-from tests.integration.conftest import log_records, served_certificate
+from tests.integration.conftest import log_records, rotate_server_certificate
 from tests.services import new_id
 
 STRANGER = "spiffe://distsum.local/stranger"
@@ -89,7 +88,6 @@ def test_certificates_rotated_in_place_are_served_without_a_failed_call(tls_stac
     tls = tls_stack.tls
     ledger: Ledger = tls_stack.ledger()
     service = tls_stack.sum_service()
-    before = served_certificate(*_host_port(service.target), tls)
 
     sent: list[int] = []
     errors: list[BaseException] = []
@@ -111,17 +109,7 @@ def test_certificates_rotated_in_place_are_served_without_a_failed_call(tls_stac
     adder.start()
     try:
         wait_until(lambda: len(sent) >= 20, 30, "adds before the rotation")
-        staging = tls.directory / "next"
-        cert, key = tls.issue_server().write(staging, "server")
-        # Both files at once, as the kubelet swaps a Secret's ..data link.
-        os.replace(cert, tls.server_cert_file)
-        os.replace(key, tls.server_key_file)
-        after = wait_until(
-            lambda: (served := served_certificate(*_host_port(service.target), tls)) != before and served,
-            30,
-            "a new connection to be served the new certificate",
-        )
-        assert after == ssl.PEM_cert_to_DER_cert(tls.server_cert_file.read_text())
+        rotate_server_certificate(tls, *_host_port(service.target))
         count_at_rotation = len(sent)
         wait_until(lambda: len(sent) >= count_at_rotation + 20, 30, "adds after the rotation")
     finally:
