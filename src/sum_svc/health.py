@@ -37,6 +37,10 @@ class KafkaHealth:
     def is_reachable(self) -> bool:
         return self._reachable
 
+    def is_serving(self) -> bool:
+        """What the readiness probe reads (from the metrics port's thread): Kafka reachable, not stopping."""
+        return self._reachable and not self._stopping.is_set()
+
     async def shut_down(self) -> None:
         """Report NOT_SERVING for good, so load balancers drain us before the server stops."""
         self._stopping.set()

@@ -10,9 +10,9 @@ import socket
 import grpc
 import uvloop
 from grpc_health.v1 import health_pb2_grpc
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY
 
-from distsum import logs, settings, telemetry, tls
+from distsum import logs, ops_server, settings, telemetry, tls
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import limits, metrics, reflection
 from sum_svc.access import CallerCheck
@@ -75,7 +75,7 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
         port = server.add_insecure_port(address)
     if port == 0:
         raise SystemExit(f"cannot listen on {address}")
-    start_http_server(config.metrics_port)
+    ops_server.serve("0.0.0.0", config.metrics_port, REGISTRY, ready=health.is_serving)
     await server.start()
     await health.start()
     log.info(

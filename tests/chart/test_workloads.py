@@ -30,11 +30,12 @@ def test_every_workload_has_resources_and_probes(scenario: str, renders: dict[st
         assert all("resources" in container for container in spec["containers"]), name
 
 
-def test_sum_probes_keep_pods_alive_while_kafka_is_down(defaults: Rendered) -> None:
+def test_sum_probes_keep_pods_alive_while_kafka_is_down_and_need_no_tls(defaults: Rendered) -> None:
+    """On the plaintext metrics port: /readyz follows Kafka, /healthz only the process."""
     sum_container = only_container(defaults.one("Deployment", "sum"))
-    assert sum_container["readinessProbe"]["grpc"] == {"port": 50051, "service": ""}
-    assert sum_container["livenessProbe"]["grpc"] == {"port": 50051, "service": "liveness"}
-    assert sum_container["startupProbe"]["grpc"] == {"port": 50051, "service": "liveness"}
+    assert sum_container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert sum_container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert sum_container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 
 def test_sum_pods_get_longer_than_their_drain_to_stop(defaults: Rendered) -> None:

@@ -11,12 +11,20 @@ from pathlib import Path
 import grpc
 import pytest
 
+from distsum.clients.ledger import http_json
 from distsum.clients.sum_service import health_status
 from distsum.clients.waiting import wait_until
 from localstack.kafka_broker import KafkaBroker
+from localstack.stack import SumService
 from tests.conftest import Topic, make_topic
 from tests.integration.conftest import LedgerFactory, SumServiceFactory
 from tests.services import new_id
+
+
+def probe(service: SumService, path: str) -> int:
+    """The status a kubelet probe of `path` on the sum service's metrics port gets."""
+    return http_json(service.metrics_url.replace("/metrics", path), timeout=2)[0]
+
 
 CLIENTS = 6
 
@@ -69,6 +77,9 @@ def test_broker_outage_under_load(
         own_broker.stop()
         service.wait_status("NOT_SERVING", timeout=20)
         assert health_status(service.target, "liveness") == "SERVING", "an outage must not fail liveness"
+        # The kubelet's probes, on the metrics port: unready, and alive.
+        assert probe(service, "/readyz") == 503
+        assert probe(service, "/healthz") == 200
         with pytest.raises(grpc.RpcError) as refused:
             client.add(new_id(), 1, 1)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -78,6 +89,7 @@ def test_broker_outage_under_load(
         own_broker.start()
         own_broker.wait_ready(60)
         service.wait_status("SERVING", timeout=60)
+        wait_until(lambda: probe(service, "/readyz") == 200, 10, "the readiness probe to pass again")
         wait_until(lambda: len(acknowledged) > acknowledged_while_down + 200, 60, "load after the outage")
         stop_load.set()
         for future in clients:
