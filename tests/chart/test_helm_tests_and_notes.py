@@ -46,3 +46,14 @@ def test_notes_for_an_external_kafka_name_its_bootstrap(tmp_path: Path) -> None:
     notes = render_notes(SCENARIOS["external-kafka"], tmp_path)
     assert EXTERNAL_BOOTSTRAP in notes
     assert "must already exist" in notes
+
+
+def test_notes_print_the_network_policy_peers_as_configured(tmp_path: Path) -> None:
+    notes = render_notes(
+        Values(set_jsons=('networkPolicy.sumClients=[{"ipBlock": {"cidr": "203.0.113.0/24"}}]',)), tmp_path
+    )
+    assert 'gRPC (port 50051) from [{"ipBlock":{"cidr":"203.0.113.0/24"}}]' in notes
+    assert 'REST (port 8080) from [{"podSelector":{}}]' in notes
+    assert '{"podSelector":{}} is every pod of namespace "distsum"' in notes
+    assert 'DNS to [{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"kube-system"}}}]' in notes
+    assert "()" not in notes and ":)" not in notes, "a value the NOTES name does not exist"
