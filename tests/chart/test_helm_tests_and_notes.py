@@ -55,5 +55,6 @@ def test_notes_print_the_network_policy_peers_as_configured(tmp_path: Path) -> N
     assert 'gRPC (port 50051) from [{"ipBlock":{"cidr":"203.0.113.0/24"}}]' in notes
     assert 'REST (port 8080) from [{"podSelector":{}}]' in notes
     assert '{"podSelector":{}} is every pod of namespace "distsum"' in notes
-    assert 'DNS to [{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"kube-system"}}}]' in notes
+    kube_system = '{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"kube-system"}}}'
+    assert f"DNS to [{kube_system}]" in notes
     assert "()" not in notes and ":)" not in notes, "a value the NOTES name does not exist"
