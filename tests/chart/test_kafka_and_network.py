@@ -111,6 +111,8 @@ def test_ingress_is_limited_to_clients_tests_and_prometheus(defaults: Rendered) 
         assert metrics_peer["namespaceSelector"]["matchLabels"] == {
             "kubernetes.io/metadata.name": "monitoring"
         }
+        # Only the Prometheus pods there, not every pod of the monitoring namespace.
+        assert metrics_peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
     # Strimzi applies the listener's peers to the brokers' own NetworkPolicy.
     peers = defaults.one("Kafka", "kafka")["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
     assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in peers] == [

@@ -208,10 +208,13 @@ while wanted:
 """
 
 
-def python_job(name: str, image: str, script: str, *args: str) -> dict[str, Any]:
-    """A Job running `python -c script args...` from one of our images, as the restricted standard wants.
-    It runs once: a failed container is neither restarted nor retried in a new pod, so whatever made it
-    fail is what the test sees (a script that must wait for something waits itself)."""
+def python_job(
+    name: str, image: str, script: str, *args: str, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Job running `python -c script args...` from one of our images, as the restricted standard wants,
+    its pod labelled with `labels` too (to be the peer a NetworkPolicy admits). It runs once: a failed
+    container is neither restarted nor retried in a new pod, so whatever made it fail is what the test
+    sees (a script that must wait for something waits itself)."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -219,7 +222,9 @@ def python_job(name: str, image: str, script: str, *args: str) -> dict[str, Any]
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/part-of": "distsum-e2e", "job-name": name}},
+                "metadata": {
+                    "labels": {"app.kubernetes.io/part-of": "distsum-e2e", "job-name": name, **(labels or {})}
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "securityContext": POD_SECURITY,

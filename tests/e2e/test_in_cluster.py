@@ -76,6 +76,8 @@ def test_both_metrics_endpoints_answer_from_the_monitoring_namespace(
         "metrics", release.sum_image, METRICS_SCRIPT,
         f"http://{sum_metrics}/metrics", "sum_grpc_requests_total",
         f"http://{ledger_metrics}/metrics", "ledger_events_applied_total",
+        # What the chart's policies admit from the monitoring namespace: the Prometheus pods.
+        labels={"app.kubernetes.io/name": "prometheus"},
     )  # fmt: skip
     log = run_in_cluster(batch, core, monitoring_namespace, job, JOB_SECONDS)
     assert log.count("ok ") == 2, log

@@ -196,6 +196,11 @@ scheme's default), so changing the endpoint cannot silently drop spans at the po
 - namespaceSelector:
     matchLabels:
       kubernetes.io/metadata.name: {{ .Values.networkPolicy.monitoringNamespace }}
+  {{- with .Values.networkPolicy.monitoringPods }}
+  podSelector:
+    matchLabels:
+      {{- toYaml . | nindent 6 }}
+  {{- end }}
 {{- end }}
 
 {{/* Rules across values that values.schema.json cannot express; rendered (as nothing) by sum-deployment.yaml. */}}
