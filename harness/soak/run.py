@@ -24,11 +24,12 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from distsum import settings as config
-from distsum.clients.ledger import Entry, Total
-from distsum.clients.waiting import WaitTimeout
+from distsum.clients.ledger import Entry, LedgerError, Total
+from distsum.clients.waiting import WaitTimeout, wait_until
+from ledger_svc.store.reader import LedgerReader
 from localstack import results
 from localstack.kafka_broker import ensure_kafka_libs
-from localstack.stack import Ledger
+from localstack.stack import TOPIC, Ledger
 from soak import checker, faults, fuzz, logscan, readback, report, stack
 from soak.clients import Clients, LoadSettings
 from soak.settings import SoakSettings
@@ -53,14 +54,31 @@ def progress() -> Callable[[str], None]:
     return say
 
 
-def _settle(ledger: Ledger, wanted: set[str]) -> tuple[list[Entry], Total, str | None]:
-    """Wait until every acknowledged id is applied and the count stands still; then the whole outcome."""
+def _total_now(ledger: Ledger) -> Total | None:
+    with contextlib.suppress(OSError, LedgerError):  # a ledger restarting answers again soon
+        return ledger.client.total()
+    return None
+
+
+def _settle(soak: stack.Stack, wanted: set[str]) -> tuple[list[Entry], Total, str | None]:
+    """Wait until every acknowledged id is applied and the ledger has consumed its log to the end offsets
+    (which no longer move); then the whole outcome."""
+    ledger = soak.ledger
     reader = readback.EntryReader(ledger.client)
     try:
         reader.wait_for(lambda: wanted, SETTLE_TIMEOUT)
     except RuntimeError as exc:  # the checker names them
         print(f"!! {exc}", file=sys.stderr, flush=True)
-    total = ledger.client.wait_settled(quiet=5.0, timeout=SETTLE_TIMEOUT)
+    store = LedgerReader(ledger.data_dir)
+    try:
+        readback.wait_consumed(
+            lambda: store.next_offsets(TOPIC),
+            lambda: readback.log_end_offsets(soak.cluster.bootstrap, TOPIC),
+            SETTLE_TIMEOUT,
+        )
+    except RuntimeError as exc:  # the count the checker reads then says what is missing
+        print(f"!! {exc}", file=sys.stderr, flush=True)
+    total = wait_until(lambda: _total_now(ledger), SETTLE_TIMEOUT, "the ledger to answer its total")
     reader.read_new()
     # The file is replaced just after the commit the REST API shows; give it a moment to agree.
     with contextlib.suppress(WaitTimeout):  # a file that never agrees is the checker's to report
@@ -151,7 +169,7 @@ def _fuzz(  # noqa: PLR0917
         g = fuzz.fuzz_grpc(soak.sums[0].target, s.grpc_fuzz_cases, s.seed)
         merged = {**clients.sent, **g.sent}
         wanted = {rid for rid, sent in merged.items() if sent.acknowledged}
-        after = checker.check(merged, *_settle(ledger, wanted))
+        after = checker.check(merged, *_settle(soak, wanted))
         result["grpc_fuzz"] = {
             "cases": g.cases,
             "codes": dict(g.codes),
@@ -192,12 +210,11 @@ def soak_run(
         resources.callback(stop.set)
         say(f"seed {s.seed}; starting 3 Kafka nodes, two sum services and the ledger in {state}")
         soak = stack.start(resources, state, s.volume_mib)
-        ledger = soak.ledger
         say(f"stack ready; the ledger's volume is a {soak.volume_note}")
         done = _load(s, soak, stop, say)
         clients: Clients = done["clients"]
         say("waiting for the ledger to apply every acknowledged id and settle")
-        entries, total, total_file = _settle(ledger, clients.acknowledged_ids())
+        entries, total, total_file = _settle(soak, clients.acknowledged_ids())
         verdict = checker.check(clients.sent, entries, total, total_file)
         result |= {
             "load": done["summary"],

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from distsum import settings as config
 from distsum.domain import canonical_request_id
-from soak import checker, faults, logscan, report
+from soak import checker, faults, logscan, readback, report
 from soak.checker import Sent
 from soak.clients import spelling
 from soak.settings import SoakSettings
@@ -243,3 +243,22 @@ def test_a_fault_this_machine_cannot_inject_is_reported_and_not_counted() -> Non
     summary = report.faults_summary(records)
     assert (summary["full_volume"]["count"], summary["full_volume"]["not_injected"]) == (0, 1)
     assert (summary["sum_kill"]["count"], summary["sum_kill"]["recovery_max_s"]) == (1, 1.5)
+
+
+def test_settling_waits_for_the_log_end_offsets_to_be_consumed_and_stay_put() -> None:
+    applied = iter([{0: 3, 1: 5}, {0: 5, 1: 5}, {0: 6, 1: 5}])
+    ends = iter([{0: 5, 1: 5}, {0: 6, 1: 5}, {0: 6, 1: 5}])
+    current: dict[str, dict[int, int]] = {}
+
+    def next_applied() -> dict[int, int]:
+        current["applied"] = next(applied)
+        return current["applied"]
+
+    # Behind on partition 0; caught up, but a late event moved the end; caught up again and the end held.
+    assert readback.wait_consumed(next_applied, lambda: next(ends), timeout=5) == {0: 6, 1: 5}
+    assert current["applied"] == {0: 6, 1: 5}
+
+
+def test_settling_names_the_partitions_still_behind() -> None:
+    with pytest.raises(RuntimeError, match=r"\{1: \(2, 9\)\}"):
+        readback.wait_consumed(lambda: {0: 4, 1: 2}, lambda: {0: 4, 1: 9}, timeout=0.3)

@@ -54,6 +54,12 @@ class LedgerReader:
             connection.close()
         return Snapshot(Balance(int(total), count), updated_at, dead_letters)
 
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition of `topic`, the offset of the next record the ledger will apply (all before it
+        are applied or dead-lettered)."""
+        rows = self._query("SELECT partition, next_offset FROM offsets WHERE topic = ?", (topic,))
+        return {int(partition): int(offset) for partition, offset in rows}
+
     def entries(self, after: int, limit: int) -> list[Entry]:
         rows = self._query(
             "SELECT seq, request_id, a, b, sum, produced_at, applied_at FROM entries"
