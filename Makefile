@@ -95,7 +95,7 @@ e2e-up: ## create (or reuse) the e2e kind cluster "distsum-e2e" and wait until i
 e2e-down: ## delete the e2e kind cluster "distsum-e2e"
 	scripts/cluster/kind.sh down distsum-e2e
 
-loadtest: ## the k6 load test as a Job in the current kubectl context's cluster; prints k6's summary, fails like k6
+loadtest: ## the k6 load test as a Job in the current kubectl context's cluster, then the ledger's total against k6's; fails like k6 or on a wrong total
 	scripts/loadtest.sh
 
 clean: ## remove local state (.run) and caches; keeps .venv and the Kafka jar cache

@@ -290,7 +290,7 @@ function totalLines(data) {
   lines.push(
     `ledger before the run: total ${before.total}, count ${before.count}`,
     `expected once the ledger has caught up: total ${expectedTotal}, count ${expectedCount}`,
-    `  (exact when nothing else wrote to the ledger meanwhile; compare with GET ${LEDGER_URL}/v1/total)`,
+    `  (exact when nothing else wrote to the ledger meanwhile; make loadtest compares it with GET ${LEDGER_URL}/v1/total)`,
   );
   if (unresolved > 0) {
     const unresolvedSumValue = stat(data, "distsum_unresolved_sum", "count");
@@ -299,7 +299,12 @@ function totalLines(data) {
       "  each may or may not be counted, so the total lies between the expected total and that plus their sum",
     );
   }
-  const result = { acknowledged_ids: ids, acknowledged_sum: String(sum), unresolved_ids: unresolved };
+  const result = {
+    acknowledged_ids: ids,
+    acknowledged_sum: String(sum),
+    unresolved_ids: unresolved,
+    unresolved_sum: String(stat(data, "distsum_unresolved_sum", "count")),
+  };
   const expected = { expected_total: expectedTotal, expected_count: expectedCount };
   lines.push(`distsum-loadtest-result ${JSON.stringify({ ...result, before, ...expected })}`);
   return lines;

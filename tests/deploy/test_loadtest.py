@@ -4,6 +4,7 @@ exits with k6's status, run against a stand-in kubectl."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -189,19 +190,45 @@ def test_the_schema_rejects_bad_values(assignment: str) -> None:
     assert done.returncode != 0 and "values don't meet the specifications" in done.stderr, done.stderr
 
 
-KUBECTL = """echo "kubectl $*" >> "$CALLS"
+# k6's result line: the ledger held total 100 in 10 events before; k6 had 3 ids acknowledged, sum 12.
+RESULT = (
+    'distsum-loadtest-result {"acknowledged_ids":3,"acknowledged_sum":"12","unresolved_ids":0,'
+    '"unresolved_sum":"0","before":{"total":"100","count":10},"expected_total":"112","expected_count":13}'
+)
+KUBECTL = f"""echo "kubectl $*" >> "$CALLS"
 case "$*" in
   *"config current-context"*) echo kind-test ;;
-  *" apply "*) cat > "${CALLS%/*}/applied.yaml" ;;
-  *" logs "*) echo "k6 summary: acknowledged distinct ids: 3, their sum: 12" ;;
+  *" apply "*) cat > "${{CALLS%/*}}/applied.yaml" ;;
+  *" logs "*) printf 'k6 summary: acknowledged distinct ids: 3, their sum: 12\\n%s\\n' '{RESULT}' ;;
   *"get job"*) echo "$JOB_STATUS" ;;
   *"get pods"*) echo "$EXIT_CODE" ;;
+  *"get service"*) echo "distributed-sum-ledger 8080" ;;
+  *" port-forward "*) exec python3 -c '
+import http.server, os
+class Ledger(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ["LEDGER_TOTAL"].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+server = http.server.HTTPServer(("127.0.0.1", 0), Ledger)
+print(f"Forwarding from 127.0.0.1:{{server.server_port}} -> 8080", flush=True)
+server.serve_forever()
+' ;;
 esac"""
 
 
-@pytest.mark.parametrize(("job_status", "exit_code"), [("1/", "0"), ("/1", "99")])
-def test_make_loadtest_replaces_the_job_and_exits_like_k6(
-    tmp_path: Path, job_status: str, exit_code: str
+AGREES = '{"total": "112", "count": 13}'
+DIFFERS = '{"total": "124", "count": 14}'  # an acknowledged event counted twice
+
+
+@pytest.mark.parametrize(
+    ("job_status", "exit_code", "ledger", "expected_exit"),
+    [("1/", "0", AGREES, 0), ("/1", "99", AGREES, 99), ("1/", "0", DIFFERS, 1), ("/1", "99", DIFFERS, 99)],
+)
+def test_make_loadtest_replaces_the_job_and_exits_like_k6_or_on_a_wrong_total(
+    tmp_path: Path, job_status: str, exit_code: str, ledger: str, expected_exit: int
 ) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -216,11 +243,14 @@ def test_make_loadtest_replaces_the_job_and_exits_like_k6(
         "LOADTEST_NAMESPACE": "load-ns",
         "LOADTEST_RELEASE": APP_RELEASE,
         "LOADTEST_SET": "load.peakVUs=5",
+        "LOADTEST_SETTLE": "3",
+        "LEDGER_TOTAL": ledger,
     }
     argv = [BASH, str(REPO / "scripts" / "loadtest.sh")]
     done = subprocess.run(argv, text=True, capture_output=True, env=env, timeout=60, check=False)
-    assert done.returncode == int(exit_code), done.stderr
+    assert done.returncode == expected_exit, done.stderr
     assert "acknowledged distinct ids: 3" in done.stdout
+    assert ("totals agree" if ledger == AGREES else "TOTALS DIFFER") in done.stderr, done.stderr
     calls = recorded_calls(bin_dir)
     delete = next(index for index, call in enumerate(calls) if " delete job distsum-loadtest" in call)
     apply = next(index for index, call in enumerate(calls) if " apply " in call)
@@ -228,3 +258,35 @@ def test_make_loadtest_replaces_the_job_and_exits_like_k6(
     assert all("--namespace load-ns" in call for call in calls if "current-context" not in call)
     applied = [doc for doc in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if doc]
     assert env_of(k6_container(applied))["PEAK_VUS"] == "5"
+
+
+def _verdict_module() -> Any:
+    path = REPO / "scripts" / "loadtest_verdict.py"
+    spec = importlib.util.spec_from_file_location("loadtest_verdict", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("unresolved_sum", "total", "count", "ok"),
+    [
+        ("3", "112", 13, True),  # the unacknowledged id was not counted
+        ("3", "115", 14, True),  # it was
+        ("-7", "105", 14, True),
+        ("3", "112", 15, False),  # one event more than could be
+        ("3", "120", 14, False),  # a total no outcome explains
+        ("-7", "115", 14, False),
+    ],
+)
+def test_ids_never_acknowledged_may_or_may_not_be_counted(
+    unresolved_sum: str, total: str, count: int, ok: bool
+) -> None:
+    result = {
+        "expected_total": "112",
+        "expected_count": 13,
+        "unresolved_ids": 1,
+        "unresolved_sum": unresolved_sum,
+    }
+    assert _verdict_module().verdict(result, {"total": total, "count": count})[0] is ok
