@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -234,25 +235,37 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(
     client = service.client()
     started = threading.Event()
     answered: list[int] = []
+    # (started, ended, status) of every call, to tell the calls in flight when SIGTERM came.
+    calls_seen: list[tuple[float, float, grpc.StatusCode]] = []
 
     def call(value: int) -> None:
         started.set()
+        began = time.monotonic()
         try:
             # A deadline past the grace period, so every call ends with the server's own answer.
             answered.append(client.add(new_id(), value, 0, timeout=3 * GRACE_SECONDS).sum)
+            calls_seen.append((began, time.monotonic(), grpc.StatusCode.OK))
         except grpc.RpcError as exc:
             # Calls arriving after the listener closed are refused, and the client retries elsewhere. A call
             # that reaches grpc.aio just as it stops can be left unserved until the grace period ends and
             # then cancelled: slow, but the client retries it too, and nothing was published for it.
             assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), exc
+            calls_seen.append((began, time.monotonic(), exc.code()))
 
     with ThreadPoolExecutor(32) as pool:
         calls = [pool.submit(call, value) for value in range(1, 201)]
         started.wait(10)
+        stopped_at = time.monotonic()
         exit_code = service.process.stop()
         for future in calls:
             future.result(timeout=30)
 
+    in_flight = [status for began, ended, status in calls_seen if began < stopped_at < ended]
+    assert in_flight, "no call was in flight when SIGTERM came: the drain was not tested"
+    # Draining means calls in flight are finished, not all dropped. Measured: 7 to 15 of about 30 end OK;
+    # the rest had reached grpc.aio just as it stopped and were cancelled when the grace period ended
+    # (clients retry those, so nothing is lost; a server that drained them all would be better).
+    assert grpc.StatusCode.OK in in_flight, f"none of {len(in_flight)} calls in flight was drained"
     assert exit_code == 0, service.process.log_tail()
     assert answered
     assert '"msg": "sum service stopped"' in service.process.log_path.read_text()
