@@ -94,6 +94,8 @@ class CertificateFiles:
             self._paths.append(settings.client_ca_file)
         self._lock = threading.Lock()
         self._stamp: tuple[tuple[int, int, int], ...] | None = None
+        # The state of the files last refused: not read again (each handshake asks) until they change.
+        self._refused: tuple[tuple[int, int, int], ...] | None = None
 
     def _stamp_now(self) -> tuple[tuple[int, int, int], ...]:
         stats = [path.stat() for path in self._paths]
@@ -122,11 +124,14 @@ class CertificateFiles:
     def load_if_changed(self) -> Material | None:
         """New material when the files changed since the last load and are usable, else None."""
         with self._lock:
+            stamp = None
             try:
-                if self._stamp_now() == self._stamp:
+                stamp = self._stamp_now()
+                if stamp in (self._stamp, self._refused):
                     return None
                 material = self.load()
             except (OSError, ValueError) as exc:
+                self._refused = stamp
                 RELOADS.labels(result="refused").inc()
                 log.error(
                     "TLS files changed but cannot be used; keeping the current ones",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from distsum import settings, tls
 from localstack.certificates import LocalTls
@@ -38,6 +39,11 @@ def test_off_by_default() -> None:
     assert not tls.TlsSettings().enabled
 
 
+def refusals() -> float:
+    value = REGISTRY.get_sample_value("distsum_tls_certificate_reloads_total", {"result": "refused"})
+    return value or 0.0
+
+
 def test_changed_files_are_loaded_once_and_a_mismatched_pair_is_refused(local: LocalTls) -> None:
     files = tls.CertificateFiles(
         tls.TlsSettings(
@@ -51,10 +57,13 @@ def test_changed_files_are_loaded_once_and_a_mismatched_pair_is_refused(local: L
     first = files.load()
     assert files.load_if_changed() is None
 
-    # A certificate without its key (a rotation caught half-way): refused, the current pair stays.
+    # A certificate without its key (a rotation caught half-way): refused once, the current pair stays.
     other = local.issue_server()
     local.server_cert_file.write_bytes(other.cert_pem)
+    before = refusals()
     assert files.load_if_changed() is None
+    assert files.load_if_changed() is None, "the same broken files are not read again at every handshake"
+    assert refusals() == before + 1
     local.server_key_file.write_bytes(other.key_pem)
     reloaded = files.load_if_changed()
     assert reloaded is not None and reloaded.cert_chain == other.cert_pem != first.cert_chain
