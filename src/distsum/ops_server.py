@@ -30,9 +30,17 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes and probes every few seconds are not worth a log line each."""
 
 
-def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> Iterable[bytes]:
-    data = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+def json_response(
+    start_response: StartResponse,
+    status: str,
+    body: dict[str, Any],
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Iterable[bytes]:
+    """A WSGI answer with a JSON body (also the ledger's refusals in front of its API)."""
+    data = json.dumps(body, separators=(",", ":")).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]
+    )
     return [data]
 
 
@@ -44,16 +52,21 @@ def ops_app(registry: CollectorRegistry, ready: Callable[[], bool] | None = None
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            return _json(start_response, "405 Method Not Allowed", {"error": "method_not_allowed"})
+            return json_response(
+                start_response,
+                "405 Method Not Allowed",
+                {"error": "method_not_allowed"},
+                (("Allow", "GET, HEAD"),),
+            )
         if path == "/metrics":
             return metrics(environ, start_response)  # type: ignore[no-any-return]
         if path == "/healthz":
-            return _json(start_response, "200 OK", {"status": "alive"})
+            return json_response(start_response, "200 OK", {"status": "alive"})
         if path == "/readyz" and ready is not None:
             if ready():
-                return _json(start_response, "200 OK", {"ready": True})
-            return _json(start_response, "503 Service Unavailable", {"ready": False})
-        return _json(start_response, "404 Not Found", {"error": "not_found"})
+                return json_response(start_response, "200 OK", {"ready": True})
+            return json_response(start_response, "503 Service Unavailable", {"ready": False})
+        return json_response(start_response, "404 Not Found", {"error": "not_found"})
 
     return app
 

@@ -248,16 +248,17 @@ class Admission:
         self._refusals = ThrottledLog(logger, interval=10.0)
         self._audit = ThrottledLog(audit, interval=60.0)
 
-    def admit(self, identities: tuple[str, ...], target: str, peer: object) -> str | None:
+    def admit(self, identities: tuple[str, ...], target: str, peer: Callable[[], object]) -> str | None:
         """The identity the caller is admitted as, or None once the refusal is counted and logged (no
-        identities: unauthenticated; else: not allowed)."""
+        identities: unauthenticated; else: not allowed). `peer` is asked only for a refusal's log line,
+        so an admitted call does not pay for it."""
         if not identities:
             self._unauthenticated.inc()
             self._refusals.log(
                 logging.WARNING,
                 "unauthenticated",
                 "refused: no client certificate",
-                {"target": target, "peer": peer},
+                {"target": target, "peer": peer()},
             )
             return None
         identity = identities[0]
@@ -267,7 +268,7 @@ class Admission:
                 logging.WARNING,
                 f"denied {identity} {target}",
                 "refused: identity not allowed",
-                {"identity": identity, "target": target, "peer": peer},
+                {"identity": identity, "target": target, "peer": peer()},
             )
             return None
         self._audit.log(

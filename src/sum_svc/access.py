@@ -27,7 +27,7 @@ class CallerCheck:
     def guard(self, method: str, behaviour: Behaviour) -> Behaviour:
         async def checked(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             identities = tls.grpc_identities(context)
-            if self._admission.admit(identities, method, context.peer()) is None:
+            if self._admission.admit(identities, method, context.peer) is None:
                 if not identities:
                     # Only a server without client authentication lets such a caller through the handshake.
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, tls.UNAUTHENTICATED_MESSAGE)

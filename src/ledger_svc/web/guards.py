@@ -9,7 +9,6 @@ is ever made from a method the API does not serve.
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 from collections.abc import Iterable
@@ -19,15 +18,13 @@ from prometheus_client import Counter
 
 from distsum import tls
 from distsum.logs import ThrottledLog
+from distsum.ops_server import json_response
 
 log = logging.getLogger(__name__)
 
 # The API is read-only: GET, and HEAD (which Flask derives from every GET route).
 DOCUMENTED_METHODS = ("GET", "HEAD")
 _ALLOW = ", ".join(DOCUMENTED_METHODS)
-_BODY = json.dumps(
-    {"error": "method_not_allowed", "message": f"this API serves only {_ALLOW}"}, separators=(",", ":")
-).encode()
 
 REFUSED = Counter(
     "ledger_http_refused_total",
@@ -40,10 +37,10 @@ WsgiApp = Any  # a WSGI callable: (environ, start_response) -> iterable of bytes
 StartResponse = Any
 
 
-def _refuse(start_response: StartResponse, status: str, error: str, message: str) -> Iterable[bytes]:
-    body = json.dumps({"error": error, "message": message}, separators=(",", ":")).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+def _refuse(
+    start_response: StartResponse, status: str, error: str, message: str, *headers: tuple[str, str]
+) -> Iterable[bytes]:
+    return json_response(start_response, status, {"error": error, "message": message}, headers)
 
 
 class DocumentedMethodsOnly:
@@ -66,11 +63,13 @@ class DocumentedMethodsOnly:
             "request refused: method not served",
             {"method": method, "peer": environ.get("REMOTE_ADDR")},
         )
-        start_response(
+        return _refuse(
+            start_response,
             "405 METHOD NOT ALLOWED",
-            [("Content-Type", "application/json"), ("Allow", _ALLOW), ("Content-Length", str(len(_BODY)))],
+            "method_not_allowed",
+            f"this API serves only {_ALLOW}",
+            ("Allow", _ALLOW),
         )
-        return [_BODY]
 
 
 # The kubelet's probes cannot present a client certificate; these answer nothing but liveness and
@@ -93,7 +92,7 @@ class CallerCheck:
         connection = environ.get("gunicorn.socket")
         certificate = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
         identities = tls.certificate_identities(certificate or {})
-        if self._admission.admit(identities, path, environ.get("REMOTE_ADDR")) is None:
+        if self._admission.admit(identities, path, lambda: environ.get("REMOTE_ADDR")) is None:
             if not identities:
                 return _refuse(
                     start_response, "401 UNAUTHORIZED", "unauthenticated", tls.UNAUTHENTICATED_MESSAGE
