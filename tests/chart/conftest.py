@@ -57,6 +57,26 @@ SCENARIOS: dict[str, Values] = {
         )
     ),
     "tracing-off": Values(sets=("tracing.enabled=false",)),
+    # The three sources of certificates (the defaults are the chart's own CA), and a mesh instead.
+    "cert-manager": Values(
+        sets=("tls.certManager.issuerRef.name=platform-ca", "tls.certManager.issuerRef.kind=ClusterIssuer")
+    ),
+    "existing-secrets": Values(
+        sets=(
+            "tls.existingSecrets.sum=sum-server",
+            "tls.existingSecrets.ledger=ledger-server",
+            "tls.existingSecrets.testClient=release-checker",
+        )
+    ),
+    "mesh": Values(sets=("tls.enabled=false", "tls.meshProvidesMtls=true")),
+    # A reader that may not add, and an identity from outside the chart allowed to add.
+    "auditor": Values(
+        set_jsons=(
+            'tls.clients=[{"name": "operator", "add": true, "read": true},'
+            ' {"name": "auditor", "add": false, "read": true}]',
+            'tls.extraAllowedClients.sum=["spiffe://example.org/ns/billing/sa/invoicer"]',
+        )
+    ),
 }
 
 

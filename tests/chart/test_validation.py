@@ -138,6 +138,27 @@ def test_strimzi_check_rejects_fields_v1_dropped(strimzi_report: dict[str, list[
         (Values(sets=("kafka.strimzi.replicationFactor=3",)), "replicationFactor must not exceed"),
         (Values(sets=("sum.idempotency.ttlSeconds=10",)), "ttlSeconds must be greater"),
         (Values(sets=("sum.autoscaling.minReplicas=5", "sum.autoscaling.maxReplicas=3")), "minReplicas"),
+        (Values(sets=("tls.enabled=false",)), "set tls.meshProvidesMtls=true if a service mesh"),
+        (Values(sets=("tls.clientAuth=false",)), "leaves the APIs open"),
+        (
+            Values(sets=("tls.enabled=false", "tls.meshProvidesMtls=true", "ledger.service.type=NodePort")),
+            "ledger.service.type=NodePort publishes the ledger API outside the cluster in plaintext",
+        ),
+        (
+            Values(sets=("tls.certManager.issuerRef.name=ca", "tls.existingSecrets.sum=s")),
+            "choose one source of certificates",
+        ),
+        (
+            Values(sets=("tls.existingSecrets.sum=s", "tls.existingSecrets.ledger=l")),
+            "tls.existingSecrets.testClient is empty",
+        ),
+        (Values(sets=("tls.testClient=nobody",)), "tls.testClient=nobody must be one of tls.clients"),
+        (
+            Values(set_jsons=('tls.clients=[{"name": "operator", "add": true, "read": false}]',)),
+            "tls.testClient=operator must be one of tls.clients",
+        ),
+        (Values(sets=("tls.clients[0].name=Not_A_Label",)), "/tls/clients/0/name"),
+        (Values(sets=("tls.certManager.issuerRef.kind=Vault",)), "/tls/certManager/issuerRef/kind"),
     ],
     ids=lambda v: ",".join(v.sets + v.set_strings + v.set_jsons) if isinstance(v, Values) else None,
 )

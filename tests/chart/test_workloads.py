@@ -78,7 +78,8 @@ def test_the_ledger_is_live_while_its_supervisor_runs(defaults: Rendered) -> Non
     REST clients make the pod unready, never restart it with its consumer."""
     container = only_container(defaults.one("StatefulSet", "ledger"))
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # The kubelet presents no client certificate: /readyz is the one path the ledger serves without one.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http", "scheme": "HTTPS"}
     assert {"name": "metrics", "containerPort": 9465, "protocol": "TCP"} in container["ports"]
 
 

@@ -250,6 +250,7 @@ where a cluster-scoped lookup could be forbidden. */}}
 {{- if eq (include "distributed-sum.kafka.deadLetterTopic" .) .Values.kafka.topic }}
 {{- fail "kafka.deadLetterTopic must differ from kafka.topic" }}
 {{- end }}
+{{- include "distributed-sum.tls.validate" . }}
 {{- end }}
 
 {{/* KafkaNodePool pod template for spreadNodes: one Kafka node per Kubernetes node, spread over zones. */}}
