@@ -61,6 +61,16 @@ class CertificateAuthority:
         )
         self.cert_pem = self.certificate.public_bytes(serialization.Encoding.PEM)
 
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
+        """A CA made elsewhere (e.g. the chart's, from its Secret), to issue more certificates with."""
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey), "only ECDSA CAs are supported"
+        ca = cls.__new__(cls)
+        ca._key, ca.cert_pem = key, cert_pem
+        ca.certificate = x509.load_pem_x509_certificate(cert_pem)
+        return ca
+
     def issue(
         self,
         common_name: str,

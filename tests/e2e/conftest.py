@@ -8,6 +8,7 @@ hand without a cluster, every test here is skipped with the reason."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
 import uuid
@@ -26,12 +27,17 @@ from tests.e2e.kube import (
     wait_job_complete,
     wait_pods_ready,
 )
+from tests.e2e.tls_clients import ClientCertificate
 
 # The client's generated models are typed loosely (every field optional, dicts accepted where a model is
 # declared): the tests use the client untyped, as Kubernetes objects are dynamic anyway.
 kubernetes: Any = importlib.import_module("kubernetes")
 
 RELEASE = "distsum"
+CLIENTS = [
+    {"name": "operator", "add": True, "read": True},
+    {"name": "auditor", "add": False, "read": True},
+]
 HELM_TIMEOUT = "5m"
 KAFKA_READY_SECONDS = 180
 
@@ -161,7 +167,25 @@ def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka
         "--set-json", "networkPolicy.externalKafka.to=[]",
         "--set", f"networkPolicy.monitoringNamespace={monitoring_namespace}",
         "--set", f"image.tag={settings.image_tag}",
+        # Besides the default operator, an identity that may read the ledger but not add.
+        "--set-json", f"tls.clients={json.dumps(CLIENTS)}",
         "--wait", "--timeout", HELM_TIMEOUT,
         timeout=600,
     )  # fmt: skip
     return Release(RELEASE, namespace)
+
+
+@pytest.fixture(scope="session")
+def operator(core: Any, release: Release, tmp_path_factory: pytest.TempPathFactory) -> ClientCertificate:
+    """The certificate of the chart's default identity, which may add and read (NOTES.txt saves it so)."""
+    return ClientCertificate.fetch(
+        core, release.namespace, release.name, "operator", tmp_path_factory.mktemp("operator")
+    )
+
+
+@pytest.fixture(scope="session")
+def auditor(core: Any, release: Release, tmp_path_factory: pytest.TempPathFactory) -> ClientCertificate:
+    """An identity allowed to read the ledger only."""
+    return ClientCertificate.fetch(
+        core, release.namespace, release.name, "auditor", tmp_path_factory.mktemp("auditor")
+    )

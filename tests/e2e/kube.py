@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distsum.clients.waiting import wait_until
+from tests.e2e.tls_clients import MOUNT, ClientCertificate
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "distributed-sum"
@@ -209,12 +210,21 @@ while wanted:
 
 
 def python_job(
-    name: str, image: str, script: str, *args: str, labels: dict[str, str] | None = None
+    name: str,
+    image: str,
+    script: str,
+    *args: str,
+    labels: dict[str, str] | None = None,
+    client: ClientCertificate | None = None,
 ) -> dict[str, Any]:
     """A Job running `python -c script args...` from one of our images, as the restricted standard wants,
-    its pod labelled with `labels` too (to be the peer a NetworkPolicy admits). It runs once: a failed
+    its pod labelled with `labels` too (to be the peer a NetworkPolicy admits). As a `client`, its pod
+    carries that identity's label and its certificate files at tls_clients.MOUNT. It runs once: a failed
     container is neither restarted nor retried in a new pod, so whatever made it fail is what the test
     sees (a script that must wait for something waits itself)."""
+    if client is not None:
+        labels = {**(labels or {}), **client.job_labels()}
+    mounts = [{"name": "tls", "mountPath": MOUNT, "readOnly": True}] if client else []
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -236,8 +246,10 @@ def python_job(
                             "imagePullPolicy": "IfNotPresent",
                             "command": ["python", "-c", script, *args],
                             "securityContext": CONTAINER_SECURITY,
+                            "volumeMounts": mounts,
                         }
                     ],
+                    "volumes": [client.job_volume()] if client else [],
                 },
             },
         },

@@ -21,7 +21,7 @@ from tests.e2e.kube import (
     wait_job_complete,
     wait_pods_ready,
 )
-from tests.e2e.test_traffic import ledger_total
+from tests.e2e.tls_clients import ClientCertificate
 from tests.services import sample
 
 LOAD = 3000
@@ -35,15 +35,20 @@ SECONDS = 300
 LOAD_SCRIPT = """
 import collections, json, sys, threading, time, uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 import grpc
+from distsum.tls import grpc_channel_credentials
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 
 target, count, clients, run_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+files = [Path("/etc/distsum/tls", name) for name in ("ca.crt", "tls.crt", "tls.key")]
+credentials = grpc_channel_credentials(*files)
 retriable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
 # A subchannel pool of its own per channel: one connection per client, as independent clients would have
 # (by default the channels of a process share one connection, so every call would reach the same pod).
 options = [("grpc.use_local_subchannel_pool", 1)]
-stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target, options=options)) for _ in range(clients)]
+channels = [grpc.secure_channel(target, credentials, options) for _ in range(clients)]
+stubs = [sum_pb2_grpc.SumServiceStub(channel) for channel in channels]
 answers, lock = collections.Counter(), threading.Lock()
 last_ack = [0.0]
 
@@ -76,12 +81,11 @@ print(json.dumps({"acknowledged": count, "total": total, "answers": answers,
 ADD_OK = {"method": "/distsum.v1.SumService/Add", "code": "OK"}
 
 
-def ledger_reading(settings: Settings, core: Any, release: Release) -> Total:
+def ledger_reading(settings: Settings, core: Any, release: Release, client: ClientCertificate) -> Total:
     """/v1/total through a fresh port-forward (the ledger pod may have been replaced since the last one)."""
     ledger = service_with_port(core, release.namespace, release.name, 8080)
     with port_forward(settings, release.namespace, ledger, 8080) as target:
-        wait_until(lambda: ledger_total(target), 60, "the ledger to answer", 1.0)
-        return ledger_total(target)
+        return wait_until(lambda: client.total(target), 60, "the ledger to answer", 1.0)
 
 
 def adds_served(settings: Settings, namespace: str, pod: str) -> float:
@@ -95,6 +99,7 @@ def load_while(
     batch: Any,
     core: Any,
     release: Release,
+    client: ClientCertificate,
     *,
     name: str,
     pods: list[str],
@@ -104,16 +109,25 @@ def load_while(
     has served of this run once a third is counted, and check that the ledger counts exactly what the Job
     acknowledged. `disrupt` returns the sum pods it takes away: each must have served Adds of this run
     before it went (the disruption hit the traffic). Returns the Job's report."""
-    before = ledger_reading(settings, core, release)
+    before = ledger_reading(settings, core, release, client)
     served_before = {pod: adds_served(settings, release.namespace, pod) for pod in pods}
     target = service_with_port(core, release.namespace, release.name, 50051).removeprefix("svc/")
     run_id = f"{release.namespace}/{name}"
-    job = python_job(name, release.sum_image, LOAD_SCRIPT, f"{target}:50051", str(LOAD), str(CLIENTS), run_id)
+    job = python_job(
+        name,
+        release.sum_image,
+        LOAD_SCRIPT,
+        f"{target}:50051",
+        str(LOAD),
+        str(CLIENTS),
+        run_id,
+        client=client,
+    )
     batch.create_namespaced_job(release.namespace, job)
     third = before["count"] + LOAD // 3
 
     def a_third() -> Total | None:
-        body = ledger_reading(settings, core, release)
+        body = ledger_reading(settings, core, release, client)
         return body if body["count"] >= third else None
 
     at_disruption = wait_until(a_third, SECONDS, "a third counted", 0.5)
@@ -136,7 +150,7 @@ def load_while(
     count, expected = before["count"] + LOAD, int(before["total"]) + total
 
     def counted() -> Total | None:
-        body = ledger_reading(settings, core, release)
+        body = ledger_reading(settings, core, release, client)
         return body if body["count"] >= count else None
 
     body = wait_until(counted, SECONDS, f"ledger count {count}", 2.0)
@@ -146,7 +160,7 @@ def load_while(
 
 
 def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
-    apps: Any, batch: Any, core: Any, settings: Settings, release: Release
+    apps: Any, batch: Any, core: Any, *, settings: Settings, release: Release, operator: ClientCertificate
 ) -> None:
     release.scale_sum(apps, 2)
     try:
@@ -162,6 +176,7 @@ def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
             batch,
             core,
             release,
+            operator,
             name="load-sum-deleted",
             pods=[p.metadata.name for p in pods],
             disrupt=delete_the_busiest,
@@ -176,7 +191,7 @@ def test_a_sum_pod_deleted_mid_stream_while_clients_retry(
 
 
 def test_rollout_restart_of_both_workloads(
-    apps: Any, batch: Any, core: Any, settings: Settings, release: Release
+    apps: Any, batch: Any, core: Any, *, settings: Settings, release: Release, operator: ClientCertificate
 ) -> None:
     kubectl = [settings.kubectl, "--context", settings.context, "-n", release.namespace]
     workloads = [
@@ -194,6 +209,8 @@ def test_rollout_restart_of_both_workloads(
         run(*kubectl, "rollout", "restart", *workloads)
         return pods  # every sum pod is replaced
 
-    load_while(settings, batch, core, release, name="load-rollout-restart", pods=pods, disrupt=restart)
+    load_while(
+        settings, batch, core, release, operator, name="load-rollout-restart", pods=pods, disrupt=restart
+    )
     for workload in workloads:
         run(*kubectl, "rollout", "status", workload, f"--timeout={SECONDS}s", timeout=SECONDS + 30)

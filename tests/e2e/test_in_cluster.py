@@ -15,7 +15,7 @@ from tests.e2e.kube import (
     service_with_port,
     wait_pods_ready,
 )
-from tests.e2e.test_traffic import ledger_total
+from tests.e2e.tls_clients import ClientCertificate
 
 JOB_SECONDS = 180
 REPLICAS = 3
@@ -32,11 +32,17 @@ for url, family in zip(sys.argv[1::2], sys.argv[2::2]):
 
 REPLICAS_SCRIPT = """
 import sys, time, uuid
+from pathlib import Path
 import grpc
+from distsum.tls import grpc_channel_credentials
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 
-count, targets = int(sys.argv[1]), sys.argv[2:]
-stubs = [sum_pb2_grpc.SumServiceStub(grpc.insecure_channel(target)) for target in targets]
+count, service, targets = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+files = [Path("/etc/distsum/tls", name) for name in ("ca.crt", "tls.crt", "tls.key")]
+credentials = grpc_channel_credentials(*files)
+# Dialled by pod IP: the server's certificate names its Service.
+options = [("grpc.ssl_target_name_override", service)]
+stubs = [sum_pb2_grpc.SumServiceStub(grpc.secure_channel(t, credentials, options)) for t in targets]
 retry = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 def add(stub, request_id, a):
@@ -84,7 +90,7 @@ def test_both_metrics_endpoints_answer_from_the_monitoring_namespace(
 
 
 def test_duplicates_across_three_sum_replicas_count_once(
-    apps: Any, batch: Any, core: Any, settings: Settings, release: Release
+    apps: Any, batch: Any, core: Any, *, settings: Settings, release: Release, operator: ClientCertificate
 ) -> None:
     release.scale_sum(apps, REPLICAS)
     try:
@@ -92,14 +98,20 @@ def test_duplicates_across_three_sum_replicas_count_once(
         targets = [f"{pod.status.pod_ip}:50051" for pod in pods]
         ledger = service_with_port(core, release.namespace, release.name, 8080)
         with port_forward(settings, release.namespace, ledger, 8080) as target:
-            before = ledger_total(target)
-            job = python_job("replicas", release.sum_image, REPLICAS_SCRIPT, str(IDS), *targets)
+            before = operator.total(target)
+            service = service_with_port(core, release.namespace, release.name, 50051).removeprefix("svc/")
+            job = python_job(
+                "replicas", release.sum_image, REPLICAS_SCRIPT, str(IDS), service, *targets, client=operator
+            )
             log = run_in_cluster(batch, core, release.namespace, job, JOB_SECONDS)
             assert f"ok {IDS} ids on {REPLICAS} replicas" in log, log
             count = before["count"] + IDS
             total = int(before["total"]) + sum(a + 1 for a in range(IDS))
             body = wait_until(
-                lambda: (b := ledger_total(target))["count"] >= count and b, 120, f"ledger count {count}", 0.5
+                lambda: (b := operator.total(target))["count"] >= count and b,
+                120,
+                f"ledger count {count}",
+                0.5,
             )
         assert (body["count"], body["total"]) == (count, str(total))
     finally:

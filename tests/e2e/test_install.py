@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from distsum.clients.ledger import LedgerClient, Total
-from distsum.clients.sum_service import SumClient, health_status
+from distsum.clients.ledger import Total
 from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release, kubernetes
 from tests.e2e.kube import Settings, port_forward, run, service_with_port, wait_pods_ready
+from tests.e2e.tls_clients import ClientCertificate
 from tests.services import new_id
 
 READY_SECONDS = 180
@@ -45,7 +45,7 @@ def test_helm_test_passes(settings: Settings, release: Release) -> None:
 
 
 def test_an_add_through_port_forward_reaches_the_ledger(
-    core: Any, settings: Settings, release: Release
+    core: Any, settings: Settings, release: Release, operator: ClientCertificate
 ) -> None:
     sum_svc, ledger_svc = (
         service_with_port(core, release.namespace, release.name, 50051),
@@ -55,16 +55,16 @@ def test_an_add_through_port_forward_reaches_the_ledger(
         port_forward(settings, release.namespace, sum_svc, 50051) as sum_target,
         port_forward(settings, release.namespace, ledger_svc, 8080) as ledger_target,
     ):
-        wait_until(lambda: health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
-        before = LedgerClient(f"http://{ledger_target}").total()
+        wait_until(lambda: operator.health(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
+        before = operator.total(ledger_target)
         request_id = new_id()
-        with SumClient(sum_target) as client:
+        with operator.sum_client(sum_target) as client:
             reply = client.add(request_id, 40, 2, timeout=30)
             again = client.add(request_id, 40, 2, timeout=30)
         assert (reply.sum, again.sum, again.replayed) == (42, 42, True)
 
         def counted() -> Total | None:
-            body = LedgerClient(f"http://{ledger_target}").total()
+            body = operator.total(ledger_target)
             return body if body["count"] == before["count"] + 1 else None
 
         total = wait_until(counted, 60, "the ledger to count the Add once", 0.5)

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from distsum.clients.ledger import LedgerClient, Total
-from distsum.clients.sum_service import SumClient, health_status
+from distsum.clients.ledger import Total
 from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import cannot_test, restricted_namespace, start_kafka
 from tests.e2e.kube import REPO, Settings, port_forward, service_with_port, wait_pods_ready
+from tests.e2e.tls_clients import ClientCertificate
 from tests.services import new_id
 
 RELEASE = "distributed-sum"  # the app release's name in skaffold.yaml
@@ -107,23 +107,27 @@ def images(pods: list[Any]) -> set[str]:
     return {container.image for pod in pods for container in pod.spec.containers}
 
 
-def add_and_check_total(core: Any, settings: Settings, namespace: str, operands: list[int]) -> None:
-    """Add each operand (as a + 0) once; the ledger counts each once and its total grows by exactly their
-    sum (the topic, and the ledger's volume, outlive a release in this namespace)."""
+def add_and_check_total(
+    core: Any, settings: Settings, namespace: str, operands: list[int], files: Path
+) -> None:
+    """Add each operand (as a + 0) once, with the operator's certificate (saved in `files`); the ledger
+    counts each once and its total grows by exactly their sum (the topic, and the ledger's volume,
+    outlive a release in this namespace)."""
+    operator = ClientCertificate.fetch(core, namespace, RELEASE, "operator", files)
     sum_svc = service_with_port(core, namespace, RELEASE, 50051)
     ledger_svc = service_with_port(core, namespace, RELEASE, 8080)
     with (
         port_forward(settings, namespace, sum_svc, 50051) as sum_target,
         port_forward(settings, namespace, ledger_svc, 8080) as ledger_target,
     ):
-        wait_until(lambda: health_status(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
-        before = LedgerClient(f"http://{ledger_target}").total()
-        with SumClient(sum_target) as client:
+        wait_until(lambda: operator.health(sum_target) == "SERVING", 60, "sum health SERVING", 1.0)
+        before = operator.total(ledger_target)
+        with operator.sum_client(sum_target) as client:
             for a in operands:
                 assert client.add(new_id(), a, 0, timeout=30).sum == a
 
         def counted() -> Total | None:
-            body = LedgerClient(f"http://{ledger_target}").total()
+            body = operator.total(ledger_target)
             return body if body["count"] >= before["count"] + len(operands) else None
 
         after = wait_until(counted, 60, f"the ledger to count {len(operands)} Add(s)", 0.5)
@@ -137,7 +141,7 @@ def remove_images(refs: set[str]) -> None:
 
 
 def test_skaffold_run_deploys_what_it_built_and_an_add_is_counted(
-    core: Any, settings: Settings, skaffold: Skaffold
+    core: Any, settings: Settings, skaffold: Skaffold, tmp_path: Path
 ) -> None:
     # An all-digit tag: the images are built and labelled with it, and the chart takes it.
     tag = str(int(time.time()))
@@ -156,7 +160,7 @@ def test_skaffold_run_deploys_what_it_built_and_an_add_is_counted(
             ).stdout.split()  # fmt: skip
             assert built == [built[0], tag], f"{service}: the revision label is the skaffold tag"
             assert f"distributed-sum/{service}-svc:{built[0].removeprefix('sha256:')}" in deployed
-        add_and_check_total(core, settings, skaffold.namespace, [40, 2])
+        add_and_check_total(core, settings, skaffold.namespace, [40, 2], tmp_path / "tls")
         skaffold.run("delete")
         wait_until(
             lambda: not core.list_namespaced_pod(
@@ -207,7 +211,7 @@ def test_skaffold_dev_rolls_out_a_changed_sum_service_and_cleans_up(
         wait_until(watching, RUN_SECONDS, "skaffold dev's first deployment", 1.0)
         first = app_pods(core, skaffold.namespace)
         deployed |= images(first)
-        add_and_check_total(core, settings, skaffold.namespace, [5])
+        add_and_check_total(core, settings, skaffold.namespace, [5], tmp_path / "tls")
         old_sum = {pod.metadata.name for pod in first if "sum-svc" in pod.spec.containers[0].image}
 
         changed_at = time.monotonic()
@@ -232,7 +236,7 @@ def test_skaffold_dev_rolls_out_a_changed_sum_service_and_cleans_up(
         deployed |= images(now)
         assert not old_sum & {pod.metadata.name for pod in now}, "the old sum pod is gone"
         # The ledger was rebuilt and restarted too (its image copies all of src/): its total carries on.
-        add_and_check_total(core, settings, skaffold.namespace, [7])
+        add_and_check_total(core, settings, skaffold.namespace, [7], tmp_path / "tls")
         print(f"skaffold dev: the changed sum pod served {time.monotonic() - changed_at:.0f}s after the edit")
     finally:
         # Ctrl-C, as a user stops it: skaffold uninstalls what it deployed.

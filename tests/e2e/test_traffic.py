@@ -13,11 +13,10 @@ from typing import Any
 import grpc
 import pytest
 
-from distsum.clients.ledger import LedgerClient, Total
-from distsum.clients.sum_service import SumClient, health_status
 from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
 from tests.e2e.kube import Settings, port_forward, run, service_with_port, wait_pods_ready
+from tests.e2e.tls_clients import ClientCertificate
 from tests.services import new_id
 
 ADDS = int(os.environ.get("DISTSUM_E2E_ADDS", "10000"))
@@ -28,11 +27,11 @@ RETRIABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 @pytest.fixture(scope="module")
-def sum_target(core: Any, settings: Settings, release: Release) -> Iterator[str]:
+def sum_target(core: Any, settings: Settings, release: Release, operator: ClientCertificate) -> Iterator[str]:
     with port_forward(
         settings, release.namespace, service_with_port(core, release.namespace, release.name, 50051), 50051
     ) as target:
-        wait_until(lambda: health_status(target) == "SERVING", 60, "sum health SERVING", 1.0)
+        wait_until(lambda: operator.health(target) == "SERVING", 60, "sum health SERVING", 1.0)
         yield target
 
 
@@ -40,15 +39,11 @@ def ledger_selector(release: Release) -> str:
     return f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component=ledger"
 
 
-def ledger_total(target: str) -> Total:
-    return LedgerClient(f"http://{target}").total()
-
-
 def test_the_contract_answers_through_port_forward(
-    core: Any, settings: Settings, release: Release, sum_target: str
+    core: Any, settings: Settings, release: Release, sum_target: str, operator: ClientCertificate
 ) -> None:
-    assert health_status(sum_target, "distsum.v1.SumService") == "SERVING"
-    with SumClient(sum_target) as client:
+    assert operator.health(sum_target, "distsum.v1.SumService") == "SERVING"
+    with operator.sum_client(sum_target) as client:
         for request_id, a, b, code in [
             ("not-a-uuid", 1, 2, grpc.StatusCode.INVALID_ARGUMENT),
             ("", 1, 2, grpc.StatusCode.INVALID_ARGUMENT),
@@ -66,7 +61,7 @@ def test_the_contract_answers_through_port_forward(
     with port_forward(
         settings, release.namespace, service_with_port(core, release.namespace, release.name, 8080), 8080
     ) as ledger:
-        rest = LedgerClient(f"http://{ledger}")
+        rest = operator.ledger(ledger)
         assert rest.get("/healthz")[0] == 200
         assert rest.get("/v1/entries?limit=0")[0] == 400
         assert rest.get("/v1/no-such-path")[0] == 404
@@ -76,19 +71,19 @@ def test_the_contract_answers_through_port_forward(
 
 
 def test_exact_total_under_load_with_duplicates_and_the_ledger_pod_deleted(
-    core: Any, settings: Settings, release: Release, sum_target: str
+    core: Any, settings: Settings, release: Release, sum_target: str, operator: ClientCertificate
 ) -> None:
     """ADDS Adds from CLIENTS threads, each retried with the same id until acknowledged; the ledger pod
     is deleted (grace 0) a third of the way in; then every id is sent again. The ledger comes back on
     its PVC, and its count, total and `total` file are exact."""
     (before_pod,) = wait_pods_ready(core, release.namespace, ledger_selector(release), 1, 60)
     with port_forward(settings, release.namespace, f"pod/{before_pod.metadata.name}", 8080) as ledger:
-        before = ledger_total(ledger)
+        before = operator.total(ledger)
     requests = [(new_id(), i, 7) for i in range(ADDS)]
     acknowledged = 0
     lock = threading.Lock()
 
-    with SumClient(sum_target) as client:
+    with operator.sum_client(sum_target) as client:
 
         def send(request: tuple[str, int, int]) -> tuple[int, bool]:
             nonlocal acknowledged
@@ -127,7 +122,7 @@ def test_exact_total_under_load_with_duplicates_and_the_ledger_pod_deleted(
     total = int(before["total"]) + sum(expected)
     with port_forward(settings, release.namespace, f"pod/{after_pod.metadata.name}", 8080) as ledger:
         body = wait_until(
-            lambda: (b := ledger_total(ledger))["count"] >= count and b, 300, f"ledger count {count}", 0.5
+            lambda: (b := operator.total(ledger))["count"] >= count and b, 300, f"ledger count {count}", 0.5
         )
     assert (body["count"], body["total"]) == (count, str(total))
 

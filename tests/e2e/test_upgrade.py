@@ -33,6 +33,24 @@ def test_a_new_ledger_volume_size_is_refused_with_the_way_forward(
     assert "--cascade=orphan" in refused.stderr
 
 
+def test_an_upgrade_keeps_the_certificates_the_chart_made(
+    core: Any, settings: Settings, release: Release
+) -> None:
+    """A new CA at each upgrade would lock out every client holding a certificate of the old one."""
+
+    def certificates() -> dict[str, dict[str, str]]:
+        secrets = core.list_namespaced_secret(
+            release.namespace, label_selector=f"{release.selector('tls')}"
+        ).items
+        return {s.metadata.name: s.data for s in secrets}
+
+    before = certificates()
+    assert {name.rsplit("-", 1)[-1] for name in before} >= {"ca", "tls", "operator", "auditor"}, before.keys()
+    done = upgrade(settings, release)
+    assert done.returncode == 0, done.stderr
+    assert certificates() == before
+
+
 def test_turning_the_hpa_on_keeps_the_running_replicas(
     apps: Any, settings: Settings, release: Release
 ) -> None:
