@@ -67,6 +67,18 @@ def parse_report(report: dict[str, Any], call: str, concurrency: int) -> GhzResu
     )
 
 
+@dataclass(frozen=True)
+class ClientTls:
+    """Mutual TLS for ghz: the CA that signed the server, and the client's certificate and key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def ghz_args(self) -> list[str]:
+        return ["--cacert", str(self.ca_file), "--cert", str(self.cert_file), "--key", str(self.key_file)]
+
+
 def run(  # noqa: PLR0917 - one ghz command line, positional like ghz's own
     binary: Path,
     target: str,
@@ -75,9 +87,11 @@ def run(  # noqa: PLR0917 - one ghz command line, positional like ghz's own
     calls: int,
     concurrency: int,
     rps: int | None = None,
+    tls: ClientTls | None = None,
 ) -> GhzResult:
-    """One ghz run by server reflection (no .proto), over one connection, plaintext."""
-    argv = [str(binary), "--insecure", "--call", call, "-d", data, "-n", str(calls)]
+    """One ghz run by server reflection (no .proto), over one connection, with mutual TLS or plaintext."""
+    security = tls.ghz_args() if tls else ["--insecure"]
+    argv = [str(binary), *security, "--call", call, "-d", data, "-n", str(calls)]
     argv += ["-c", str(concurrency), "--format", "json", "--timeout", "20s"]
     if rps is not None:
         argv += ["--rps", str(rps)]

@@ -14,8 +14,8 @@ HEADLINE_CONCURRENCY = 50
 
 # What each headline key means; written into the JSON and the Markdown so the numbers explain themselves.
 DEFINITIONS = {
-    "add_rps": "Add calls acknowledged (OK) per second: the highest, over the concurrencies, of the "
-    "median over rounds.",
+    "add_rps": "Add calls acknowledged (OK) per second, over mutual TLS as deployed: the highest, over the "
+    "concurrencies, of the median over rounds.",
     "bare_grpc_rps": "Health/Check calls (OK) per second on the same server and ghz settings: the highest, "
     "over the concurrencies, of the median over rounds (the bare gRPC floor).",
     "add_p99_ms": f"p99 latency of successful Add calls at concurrency {HEADLINE_CONCURRENCY}, the median "
@@ -23,6 +23,11 @@ DEFINITIONS = {
     "cpu_ms_per_add": "CPU milliseconds (utime+stime, /proc) of the sum service's process group over all "
     "measured Add runs, divided by the Add calls of those runs (every concurrency and round).",
     "cpu_ms_per_check": "The same for the Health/Check runs.",
+    "tls_rps_ratio": "Add rps with mutual TLS / Add rps in plaintext, at concurrency "
+    f"{HEADLINE_CONCURRENCY}: two sum services of the same stack measured in turns, median over rounds.",
+    "tls_cpu_ratio": "CPU ms per Add with mutual TLS / CPU ms per Add in plaintext, in the same runs.",
+    "audit_log_us_per_call": "Microseconds an admitted call spends in the identity check and its aggregated "
+    "audit line (distsum.tls.Admission, timed in the bench's process).",
     "ledger_apply_eps": "Events per second a fresh ledger applies into its store from a pre-filled topic "
     "(polled /v1/total count; start-up left out).",
     "raw_consume_eps": "Events per second a bare confluent-kafka consumer loop reads from the same topic "
@@ -117,7 +122,20 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(_num(c, d) for c, d in zip(cells, digits, strict=True)) + " |")
     lines += ["", "| key | value | definition |", "|---|---:|---|"]
     for key, definition in DEFINITIONS.items():
-        lines.append(f"| `{key}` | {_num(result[key], 3 if key.startswith('cpu') else 1)} | {definition} |")
+        places = 3 if key.startswith("cpu") or key.endswith("ratio") else 1
+        places = 2 if key.endswith("_us_per_call") else places
+        lines.append(f"| `{key}` | {_num(result[key], places)} | {definition} |")
+    tls = result["tls_comparison"]
+    lines += [
+        "",
+        f"| Add at concurrency {HEADLINE_CONCURRENCY} | rps | p50 ms | p99 ms | CPU ms/call |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in ("tls", "plaintext"):
+        row = tls[name]
+        cells = [_num(row["rps"], 0), _num(row["p50_ms"]), _num(row["p99_ms"])]
+        cells.append(_num(row["cpu_ms_per_call"], 3))
+        lines.append(f"| {'mutual TLS' if name == 'tls' else 'plaintext'} | " + " | ".join(cells) + " |")
     lines += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
     for t in result["targets"]:
         verdict = "pass" if t["pass"] else "**missed**"

@@ -22,11 +22,12 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from bench import audit, ghz, ledger_rate, plot, report
+from bench import audit, audit_log_cost, ghz, ledger_rate, plot, report
 from bench.proc_cpu import group_ticks, ms_per_call
 from bench.settings import BenchSettings
 from distsum import settings as config
 from localstack import results
+from localstack.certificates import LocalTls
 from localstack.go_tools import go_tool
 from localstack.kafka_broker import ensure_kafka_libs
 from localstack.stack import create_event_topics, local_stack
@@ -45,12 +46,20 @@ def _say(message: str) -> None:
 
 
 class GrpcBench:
-    """ghz runs against one sum service, with its CPU read around each run."""
+    """ghz runs against one sum service, with its CPU read around each run. Benches of one stack share
+    `sent` (and the run ids), which the ledger's entries are audited against."""
 
-    def __init__(self, binary: Path, target: str, process_group: int):
-        self.binary, self.target, self.process_group = binary, target, process_group
-        self.run_ids: Iterator[int] = itertools.count(1)
-        self.sent: list[audit.SentRun] = []
+    def __init__(  # noqa: PLR0917 - the service measured, then what the benches of a stack share
+        self,
+        binary: Path,
+        target: str,
+        process_group: int,
+        tls: ghz.ClientTls | None,
+        sent: list[audit.SentRun],
+        run_ids: Iterator[int],
+    ):
+        self.binary, self.target, self.process_group, self.tls = binary, target, process_group, tls
+        self.sent, self.run_ids = sent, run_ids
         self.runs: list[dict[str, Any]] = []
 
     def call(
@@ -61,7 +70,7 @@ class GrpcBench:
             run_id = next(self.run_ids)
             data = ghz.add_data(run_id)
         before = group_ticks(self.process_group)
-        result = ghz.run(self.binary, self.target, method, data, calls, concurrency, rps)
+        result = ghz.run(self.binary, self.target, method, data, calls, concurrency, rps, self.tls)
         cpu = ms_per_call(before, group_ticks(self.process_group), result.count)
         if method == ghz.ADD:
             self.sent.append(audit.SentRun(run_id, result.count, result.ok))
@@ -104,6 +113,27 @@ class GrpcBench:
         return cpu_ms / calls
 
 
+def tls_cost(with_tls: GrpcBench, plaintext: GrpcBench, s: BenchSettings) -> dict[str, Any]:
+    """Add at the headline concurrency on two sum services of one stack, with mutual TLS and plaintext,
+    alternating which goes first each round so that a drift of the machine weighs on both alike."""
+    benches = {"tls": with_tls, "plaintext": plaintext}
+    measured: dict[str, list[tuple[ghz.GhzResult, float]]] = {name: [] for name in benches}
+    plaintext.call(ghz.ADD, WARMUP_CALLS, 10)
+    for round_ in range(s.rounds):
+        for name in ("tls", "plaintext") if round_ % 2 == 0 else ("plaintext", "tls"):
+            result, cpu = benches[name].call(ghz.ADD, s.calls_per_run, report.HEADLINE_CONCURRENCY)
+            measured[name].append((result, cpu))
+            _say(f"Add with {name} round {round_ + 1}: {result.rps:,.0f} rps, {cpu:.3f} CPU ms/call")
+    summary = {
+        name: report.summarize([r for r, _ in runs], [c for _, c in runs]) for name, runs in measured.items()
+    }
+    return {
+        **summary,
+        "rps_ratio": summary["tls"]["rps"] / summary["plaintext"]["rps"],
+        "cpu_ratio": summary["tls"]["cpu_ms_per_call"] / summary["plaintext"]["cpu_ms_per_call"],
+    }
+
+
 def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
     return {
         "call": result.call,
@@ -119,15 +149,25 @@ def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
 
 
 def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
-    _say("starting Kafka, the sum service and the ledger")
-    with local_stack(state, partitions=s.partitions) as stack:
+    _say("starting Kafka, the sum service (mutual TLS, and a plaintext one to compare) and the ledger")
+    tls = LocalTls(state / "tls")
+    with local_stack(state, partitions=s.partitions, tls=tls) as stack:
         sum_svc = stack.sum_service()
+        plain_svc = stack.sum_service("sum-plaintext", plaintext=True)
         ledger = stack.ledger(
             "ledger", env={"LEDGER_GROUP_ID": "distsum-ledger", "LEDGER_GROUP_INSTANCE_ID": "ledger"}
         )
-        grpc_bench = GrpcBench(ghz_bin, sum_svc.target, sum_svc.process.pid)
+        client_tls = ghz.ClientTls(tls.ca_file, tls.client_cert_file, tls.client_key_file)
+        grpc_bench = GrpcBench(
+            ghz_bin, sum_svc.target, sum_svc.process.pid, client_tls, [], itertools.count(1)
+        )
         rows = grpc_bench.measure(s)
         add_rps = max(row["add"]["rps"] for row in rows)
+        _say("the cost of mutual TLS: Add on the TLS and the plaintext sum service, in turns")
+        plain_bench = GrpcBench(
+            ghz_bin, plain_svc.target, plain_svc.process.pid, None, grpc_bench.sent, grpc_bench.run_ids
+        )
+        tls_comparison = tls_cost(grpc_bench, plain_bench, s)
 
         _say("waiting for the ledger to apply every acknowledged Add")
         ledger.client.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
@@ -171,6 +211,8 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
         "apply_ledger_exact": apply_exact,
         "cpu_ms_per_add": grpc_bench.pooled_cpu_ms(ghz.ADD),
         "cpu_ms_per_check": grpc_bench.pooled_cpu_ms(ghz.CHECK),
+        "tls_comparison": tls_comparison,
+        "audit_log_us_per_call": audit_log_cost.admitted_call_us(),
     }
 
 
@@ -194,6 +236,9 @@ def _result(
         "add_p99_ms": at_headline[0]["add"]["p99_ms"] if at_headline else None,
         "cpu_ms_per_add": measured["cpu_ms_per_add"],
         "cpu_ms_per_check": measured["cpu_ms_per_check"],
+        "tls_rps_ratio": measured["tls_comparison"]["rps_ratio"],
+        "tls_cpu_ratio": measured["tls_comparison"]["cpu_ratio"],
+        "audit_log_us_per_call": measured["audit_log_us_per_call"],
         "ledger_apply_eps": measured["ledger_apply_eps"],
         "raw_consume_eps": measured["raw_consume_eps"],
         "e2e_lag_p50_ms": audit.percentile(lags, 50) if lags else None,
@@ -207,6 +252,7 @@ def _result(
         "apply_ledger_exact": measured["apply_ledger_exact"],
         "by_concurrency": rows,
         "lag_run": measured["lag_run"],
+        "tls_comparison": measured["tls_comparison"],
         "runs": measured["runs"],
     }
     result["targets"] = [t.as_dict() for t in report.targets(result)]

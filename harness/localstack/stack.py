@@ -181,22 +181,25 @@ class LocalStack:
         metrics_port: int | None = None,
         wait: bool = True,
         env: Mapping[str, str] | None = None,
+        plaintext: bool = False,
     ) -> SumService:
-        """A sum service; `wait` waits until it is SERVING."""
+        """A sum service; `wait` waits until it is SERVING. `plaintext`: without TLS on a TLS stack (the
+        bench's comparison)."""
         grpc_port, metrics_port = grpc_port or free_port(), metrics_port or free_port()
+        tls = None if plaintext else self.tls
         process = self._start(
             name,
             "sum_svc",
             {
                 **self.service_env,
-                **(self.tls.server_env() if self.tls else {}),
+                **(tls.server_env() if tls else {}),
                 "SUM_GRPC_HOST": "127.0.0.1",
                 "SUM_GRPC_PORT": str(grpc_port),
                 "SUM_METRICS_PORT": str(metrics_port),
                 **(env or {}),
             },
         )
-        credentials = self.tls.channel_credentials() if self.tls else None
+        credentials = tls.channel_credentials() if tls else None
         target, metrics_url = f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{metrics_port}/metrics"
         service = SumService(process, target, metrics_url, credentials)
         if wait:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bench import audit, ghz, ledger_rate, proc_cpu, report
+from bench import audit, audit_log_cost, ghz, ledger_rate, proc_cpu, report
 from bench.settings import BenchSettings
 from distsum import settings as config
 from distsum.clients.ledger import LedgerClient
@@ -59,6 +59,10 @@ def test_ghz_report_with_no_successful_call_has_no_latency() -> None:
 def test_ghz_report_without_percentiles_is_refused() -> None:
     with pytest.raises(ghz.GhzFailed, match="p50/p99"):
         ghz.parse_report(ghz_report({"OK": 10}) | {"latencyDistribution": []}, ghz.CHECK, 10)
+
+
+def test_the_audit_log_cost_is_measured_on_the_services_admission_rule() -> None:
+    assert audit_log_cost.admitted_call_us(calls=100) > 0
 
 
 def test_add_data_is_a_template_ghz_accepts_as_json() -> None:
@@ -226,10 +230,17 @@ def test_markdown_has_a_row_per_concurrency_and_each_target() -> None:
         "lost": 0,
         "double_counted": 0,
         "unknown_outcome": 0,
+        "tls_rps_ratio": 0.8125,
+        "tls_cpu_ratio": 1.25,
+        "audit_log_us_per_call": 1.234,
+        "tls_comparison": {"tls": row, "plaintext": row | {"rps": 1500.0}},
     }
     result["targets"] = [t.as_dict() for t in report.targets(result | {"add_p99_ms": 61.0})]
     text = report.markdown(result)
     assert "| 10 | 1,234 | 3.0 | 12.5 | 0.300 |" in text
+    assert "| `tls_rps_ratio` | 0.812 |" in text and "| `audit_log_us_per_call` | 1.23 |" in text
+    assert "| mutual TLS | 1,234 | 3.0 | 12.5 | 0.300 |" in text
+    assert "| plaintext | 1,500 |" in text
     assert "| 50 | 1,234 |" in text
     assert "| `e2e_lag_p99_ms` | n/a |" in text
     assert "| add_p99_ms <= 60 | 61.000 | 60 | **missed** |" in text
