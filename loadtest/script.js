@@ -29,6 +29,15 @@ function envInteger(name, fallback) {
 }
 
 const SUM_TARGET = envText("SUM_TARGET", "distributed-sum-sum:50051");
+// The directory of the client certificate (tls.crt, tls.key, and ca.crt, the CA of the app's servers)
+// that the app's mutual TLS asks for; empty where a service mesh does mutual TLS and k6 speaks plaintext.
+const TLS_DIR = envText("TLS_DIR", "");
+// k6 allows open() only in the init context, so every VU reads the files once, here.
+/** @type {import("k6/net/grpc").TLSParams | null} */
+const TLS =
+  TLS_DIR === ""
+    ? null
+    : { cacerts: [open(`${TLS_DIR}/ca.crt`)], cert: open(`${TLS_DIR}/tls.crt`), key: open(`${TLS_DIR}/tls.key`) };
 const LEDGER_URL = envText("LEDGER_URL", "http://distributed-sum-ledger:8080").replace(/\/+$/, "");
 const PEAK_VUS = Math.max(1, envInteger("PEAK_VUS", 20));
 const THINK_MIN_SECONDS = envNumber("THINK_MIN_SECONDS", 0.1);
@@ -70,6 +79,9 @@ export const options = {
     http_req_failed: [`rate<=${envNumber("MAX_HTTP_FAILED_RATE", 0.01)}`],
   },
   summaryTrendStats: ["avg", "med", "p(95)", "p(99)", "max", "count"],
+  // The ledger's client certificate. k6's HTTP client takes no CA here: it trusts the system roots,
+  // which the Job points at the app's CA (SSL_CERT_FILE).
+  tlsAuth: TLS === null ? [] : [{ cert: TLS.cert, key: TLS.key }],
 };
 
 // VUs share no memory: what the summary reports is added up through these counters.
@@ -88,6 +100,9 @@ const retryReplayed = new Rate("distsum_retry_replayed");
  */
 
 const client = new grpc.Client();
+/** @type {import("k6/net/grpc").ConnectParams} */
+const CONNECT_PARAMS =
+  TLS === null ? { plaintext: true, reflect: true, timeout: "10s" } : { tls: TLS, reflect: true, timeout: "10s" };
 let connected = false;
 /** @type {AddRequest[]} this VU's acknowledged requests, oldest first */
 const acknowledged = [];
@@ -142,7 +157,7 @@ function invokeAdd(request, call) {
 // A failed connect throws: k6 logs why and ends the iteration, and the next one tries again.
 function connect() {
   try {
-    client.connect(SUM_TARGET, { plaintext: true, reflect: true, timeout: "10s" });
+    client.connect(SUM_TARGET, CONNECT_PARAMS);
     connected = true;
   } finally {
     check(connected, { "gRPC: connected, SumService found by reflection": (ok) => ok });

@@ -53,9 +53,10 @@ case "$code" in
   *) log "k6 exited with $code" ;;
 esac
 
-# compare_totals: the ledger (through a port-forward to its Service) against k6's result line.
+# compare_totals: the ledger (through a port-forward to its Service) against k6's result line. With TLS
+# on, the ledger is read with the client certificate the Job mounted (from the Secret it names).
 compare_totals() {
-  local result service port forward_log pid local_port=""
+  local result service port forward_log pid secret tls_dir key scheme=http local_port=""
   result="$("${k[@]}" logs "job/$job" | sed -n 's/^distsum-loadtest-result //p' | tail -n 1)"
   [[ -n $result ]] || { log "k6 printed no distsum-loadtest-result line: the totals cannot be compared"; return 1; }
   local selector="app.kubernetes.io/instance=$release,app.kubernetes.io/component=ledger"
@@ -74,7 +75,20 @@ compare_totals() {
     sleep 0.2
   done
   [[ -n $local_port ]] || { log "kubectl port-forward to service/$service failed: $(cat "$forward_log")"; return 1; }
-  python3 scripts/loadtest_verdict.py "$result" "http://127.0.0.1:$local_port" "${LOADTEST_SETTLE:-120}"
+  secret="$("${k[@]}" get job "$job" -o 'jsonpath={.spec.template.spec.volumes[?(@.name=="tls")].secret.secretName}')"
+  if [[ -n $secret ]]; then
+    tls_dir="$(mktemp -d)"
+    on_exit rm -rf "$tls_dir"
+    for key in ca.crt tls.crt tls.key; do
+      "${k[@]}" get secret "$secret" -o "jsonpath={.data.${key//./\\.}}" | base64 -d >"$tls_dir/$key" \
+        || { log "cannot read $key of the Secret $secret"; return 1; }
+    done
+    # The ledger's certificate names 127.0.0.1, which a port-forward client dials.
+    scheme=https
+    export DISTSUM_TLS_CA_FILE="$tls_dir/ca.crt" DISTSUM_TLS_CERT_FILE="$tls_dir/tls.crt" \
+      DISTSUM_TLS_KEY_FILE="$tls_dir/tls.key"
+  fi
+  python3 scripts/loadtest_verdict.py "$result" "$scheme://127.0.0.1:$local_port" "${LOADTEST_SETTLE:-120}"
 }
 
 verdict=0

@@ -3,7 +3,9 @@
     python3 scripts/loadtest_verdict.py RESULT_JSON LEDGER_URL [SETTLE_SECONDS]
 
 RESULT_JSON is k6's `distsum-loadtest-result` line (without its prefix): the ledger before the run and
-what k6 expects after it. The ledger is read (through a port-forward) until it has counted what k6 had
+what k6 expects after it. An https LEDGER_URL is read with the client certificate the ledger's mutual
+TLS asks for, named as the distsum CLI names it: DISTSUM_TLS_CA_FILE, DISTSUM_TLS_CERT_FILE and
+DISTSUM_TLS_KEY_FILE. The ledger is read (through a port-forward) until it has counted what k6 had
 acknowledged, or SETTLE_SECONDS (default 120) passed; then the verdict. Exact when nothing else wrote to
 the ledger meanwhile; ids k6 never saw acknowledged may or may not be counted, within their bounds.
 Exit 0 when the ledger agrees, 1 when it does not (or never answered). Standard library only: it runs
@@ -13,9 +15,12 @@ on the machine that runs kubectl, outside the project's virtualenv.
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -36,9 +41,19 @@ def verdict(result: dict[str, Any], ledger: dict[str, Any]) -> tuple[bool, str]:
     )
 
 
-def read_total(url: str) -> dict[str, Any] | None:
+def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
+    """A context trusting DISTSUM_TLS_CA_FILE and presenting the client certificate, when one is named."""
+    ca_file = environ.get("DISTSUM_TLS_CA_FILE", "")
+    if not ca_file:
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(environ["DISTSUM_TLS_CERT_FILE"], environ["DISTSUM_TLS_KEY_FILE"])
+    return context
+
+
+def read_total(url: str, context: ssl.SSLContext | None) -> dict[str, Any] | None:
     try:
-        with urllib.request.urlopen(f"{url}/v1/total", timeout=5) as response:
+        with urllib.request.urlopen(f"{url}/v1/total", timeout=5, context=context) as response:
             body: dict[str, Any] = json.load(response)
             return body
     except (OSError, ValueError):
@@ -51,11 +66,16 @@ def main(argv: list[str]) -> int:
         return 2
     result, url = json.loads(argv[1]), argv[2].rstrip("/")
     deadline = time.monotonic() + (float(argv[3]) if len(argv) == 4 else 120.0)
-    ledger = read_total(url)
+    try:
+        context = tls_context(os.environ)
+    except (OSError, KeyError) as error:
+        print(f"loadtest: the client certificate for the ledger is unusable: {error!r}", file=sys.stderr)
+        return 1
+    ledger = read_total(url, context)
     # The ledger applies what k6 had acknowledged a little after k6 saw the acknowledgements.
     while (ledger is None or ledger["count"] < int(result["expected_count"])) and time.monotonic() < deadline:
         time.sleep(1)
-        ledger = read_total(url)
+        ledger = read_total(url, context)
     if ledger is None:
         print(f"loadtest: the ledger at {url} did not answer /v1/total", file=sys.stderr)
         return 1

@@ -19,6 +19,11 @@
 {{- printf "%s-ledger" (include "loadtest.appFullname" . | trunc 45 | trimSuffix "-") }}
 {{- end }}
 
+{{/* The Secret of the client certificate the app chart issues to target.tls.client (distributed-sum.tls.clientSecret). */}}
+{{- define "loadtest.clientSecret" -}}
+{{- printf "%s-client-%s" (include "loadtest.appFullname" . | trunc 50 | trimSuffix "-") .Values.target.tls.client }}
+{{- end }}
+
 {{/* Usage: include "loadtest.appPodLabels" (dict "ctx" $ "component" "sum") */}}
 {{- define "loadtest.appPodLabels" -}}
 app.kubernetes.io/name: {{ .ctx.Values.target.chartName }}

@@ -1,9 +1,11 @@
 """The k6 load test (loadtest/): the script types against the pinned k6 definitions (k6 itself cannot run
-here), the chart renders a valid, restricted Job aimed at the app chart's Services, and `make loadtest`
-exits with k6's status, run against a stand-in kubectl."""
+here), the chart renders a valid, restricted Job aimed at the app chart's Services with the client
+certificate and pod label the app chart gives its `loadtest` identity, and `make loadtest` exits with
+k6's status and reads the ledger over mutual TLS, run against a stand-in kubectl."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import re
@@ -14,17 +16,23 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
+from localstack.certificates import CertificateAuthority
 from tests.chart.chart_tools import (
     Rendered,
+    Values,
     env_of,
     helm_binary,
     kube_score_binary,
     kube_version,
     kubeconform,
+    only_container,
+    pod_spec,
 )
 from tests.chart.test_kube_score import DECIDED_AGAINST, IGNORE_CPU_LIMIT
-from tests.deploy.layout import REPO, pinned
+from tests.deploy.layout import APP_CHART, REPO, pinned
 from tests.deploy.stand_ins import BASH, recorded_calls, stand_in
 
 LOADTEST = REPO / "loadtest"
@@ -61,6 +69,11 @@ def k6_container(objects: list[Manifest]) -> Manifest:
     (container,) = one(objects, "Job")["spec"]["template"]["spec"]["containers"]
     assert isinstance(container, dict)
     return container
+
+
+def k6_pod(objects: list[Manifest]) -> Manifest:
+    pod: Manifest = one(objects, "Job")["spec"]["template"]
+    return pod
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +140,7 @@ def test_the_job_meets_the_restricted_pod_security_standard(rendered: list[Manif
     assert pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
-    assert all(set(volume) & {"configMap", "emptyDir"} for volume in pod["volumes"])
+    assert all(set(volume) & {"configMap", "emptyDir", "secret"} for volume in pod["volumes"])
     context = k6_container(rendered)["securityContext"]
     assert context["allowPrivilegeEscalation"] is False
     assert context["readOnlyRootFilesystem"] is True
@@ -161,7 +174,7 @@ def test_the_targets_are_the_app_charts_services_and_pods() -> None:
         return int(found)
 
     assert env["SUM_TARGET"] == f"{services['sum']['metadata']['name']}:{port('sum', 'grpc')}"
-    assert env["LEDGER_URL"] == f"http://{services['ledger']['metadata']['name']}:{port('ledger', 'http')}"
+    assert env["LEDGER_URL"] == f"https://{services['ledger']['metadata']['name']}:{port('ledger', 'http')}"
     policy = one(render(), "NetworkPolicy")
     egress = {rule["ports"][0]["port"]: rule["to"][0] for rule in policy["spec"]["egress"]}
     for component, port_name in (("sum", "grpc"), ("ledger", "http")):
@@ -180,10 +193,92 @@ def test_the_load_shape_and_thresholds_are_values_the_script_reads() -> None:
     )
     assert (env["PEAK_VUS"], env["RAMP_UP"], env["HOLD"], env["GRPC_P99_MS"]) == ("77", "2m", "10m", "750")
     read = set(re.findall(r'env(?:Text|Number|Integer)\("([A-Z0-9_]+)"', SCRIPT.read_text()))
-    assert set(env) - {"K6_NO_USAGE_REPORT"} == read
+    # Read by k6, not the script: SSL_CERT_FILE names Go's system roots, which k6's HTTP client trusts.
+    assert set(env) - {"K6_NO_USAGE_REPORT", "SSL_CERT_FILE"} == read
 
 
-@pytest.mark.parametrize("assignment", ["load.peakVUs=0", "load.hold=forever", "load.mix.sideways=1"])
+def _secret_pem(secret: Manifest, key: str) -> bytes:
+    return base64.b64decode(secret["data"][key])
+
+
+def _dns_names(certificate: x509.Certificate) -> list[str]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return names.get_values_for_type(x509.DNSName)
+
+
+@pytest.mark.parametrize(
+    ("app_sets", "loadtest_sets"),
+    [((), ()), (("fullnameOverride=shop",), ("target.fullname=shop",))],
+    ids=["derived-fullname", "fullname-override"],
+)
+def test_with_tls_the_job_presents_the_client_certificate_the_app_issues_to_it(
+    app_sets: tuple[str, ...], loadtest_sets: tuple[str, ...]
+) -> None:
+    # values-kind.yaml is what `make cluster-up` and skaffold install, and it names the loadtest client.
+    app = Rendered.of(Values(files=(APP_CHART / "values-kind.yaml",), sets=app_sets))
+    loadtest = render(*loadtest_sets)
+    pod = k6_pod(loadtest)
+    container = k6_container(loadtest)
+    env = env_of(container)
+
+    (volume,) = [volume for volume in pod["spec"]["volumes"] if "secret" in volume]
+    secret_name = volume["secret"]["secretName"]
+    secrets = {secret["metadata"]["name"]: secret for secret in app.of_kind("Secret")}
+    assert secret_name in secrets, f"the app chart issues no Secret {secret_name}: {sorted(secrets)}"
+    client = x509.load_pem_x509_certificate(_secret_pem(secrets[secret_name], "tls.crt"))
+    (common_name,) = client.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert common_name.value == "loadtest"
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert {item["key"] for item in volume["secret"]["items"]} == {"tls.crt", "tls.key", "ca.crt"}
+    # The files are 0440: readable by the k6 user only through the pod's fsGroup.
+    assert pod["spec"]["securityContext"]["fsGroup"] == pod["spec"]["securityContext"]["runAsGroup"]
+    (mount,) = [mount for mount in container["volumeMounts"] if mount["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    assert env["TLS_DIR"] == mount["mountPath"]
+    opened = set(re.findall(r"open\(`\$\{TLS_DIR\}/([^`]+)`\)", SCRIPT.read_text()))
+    assert opened == {item["path"] for item in volume["secret"]["items"]}
+    assert env["SSL_CERT_FILE"] == f"{mount['mountPath']}/ca.crt"
+
+    assert env["LEDGER_URL"].startswith("https://")
+    label = {"distributed-sum/client": "loadtest"}
+    assert label.items() <= pod["metadata"]["labels"].items()
+    servers = (
+        ("sum", "Deployment", "grpc", env["SUM_TARGET"]),
+        ("ledger", "StatefulSet", "http", env["LEDGER_URL"].removeprefix("https://")),
+    )
+    for component, workload_kind, port_name, address in servers:
+        workload = app.one(workload_kind, component)
+        # k6 verifies the server's certificate against the Secret's CA and the host it dials.
+        (server_volume,) = [volume for volume in pod_spec(workload)["volumes"] if volume["name"] == "tls"]
+        server = secrets[server_volume["secret"]["secretName"]]
+        assert _secret_pem(server, "ca.crt") == _secret_pem(secrets[secret_name], "ca.crt")
+        server_certificate = x509.load_pem_x509_certificate(_secret_pem(server, "tls.crt"))
+        assert address.rsplit(":", 1)[0] in _dns_names(server_certificate)
+        # The app admits the pod's label to the API port, and its identity to the API.
+        ingress = app.one("NetworkPolicy", component)["spec"]["ingress"]
+        to_port = [rule for rule in ingress if any(port["port"] == port_name for port in rule["ports"])]
+        peers = [peer for rule in to_port for peer in rule["from"]]
+        assert {"podSelector": {"matchLabels": label}} in peers
+        assert "loadtest" in env_of(only_container(workload))["TLS_ALLOWED_CLIENTS"].split(",")
+
+
+def test_without_tls_k6_speaks_plaintext_and_still_carries_its_client_label() -> None:
+    loadtest = render("target.tls.enabled=false")
+    pod = k6_pod(loadtest)
+    container = k6_container(loadtest)
+    env = env_of(container)
+    assert env["LEDGER_URL"].startswith("http://")
+    assert not {"TLS_DIR", "SSL_CERT_FILE"} & set(env)
+    assert not [volume for volume in pod["spec"]["volumes"] if "secret" in volume]
+    assert {mount["name"] for mount in container["volumeMounts"]} == {"script", "tmp"}
+    # A mesh does mutual TLS, but the app's NetworkPolicies still admit only its tls.clients' pods.
+    assert pod["metadata"]["labels"]["distributed-sum/client"] == "loadtest"
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    ["load.peakVUs=0", "load.hold=forever", "load.mix.sideways=1", "target.tls.client=Not_A_Label"],
+)
 def test_the_schema_rejects_bad_values(assignment: str) -> None:
     argv = [str(helm_binary()), "template", "x", str(LOADTEST), "--set", assignment]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -200,11 +295,15 @@ case "$*" in
   *"config current-context"*) echo kind-test ;;
   *" apply "*) cat > "${{CALLS%/*}}/applied.yaml" ;;
   *" logs "*) printf 'k6 summary: acknowledged distinct ids: 3, their sum: 12\\n%s\\n' '{RESULT}' ;;
+  *"get job"*secretName*) echo "$CLIENT_SECRET" ;;
   *"get job"*) echo "$JOB_STATUS" ;;
   *"get pods"*) echo "$EXIT_CODE" ;;
   *"get service"*) echo "distributed-sum-ledger 8080" ;;
+  *"get secret $CLIENT_SECRET "*'ca\\.crt'*) base64 < "$CLIENT_FILES/ca.crt" ;;
+  *"get secret $CLIENT_SECRET "*'tls\\.crt'*) base64 < "$CLIENT_FILES/tls.crt" ;;
+  *"get secret $CLIENT_SECRET "*'tls\\.key'*) base64 < "$CLIENT_FILES/tls.key" ;;
   *" port-forward "*) exec python3 -c '
-import http.server, os
+import http.server, os, ssl
 class Ledger(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = os.environ["LEDGER_TOTAL"].encode()
@@ -213,6 +312,13 @@ class Ledger(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 server = http.server.HTTPServer(("127.0.0.1", 0), Ledger)
+files = os.environ.get("SERVER_FILES")
+if files:
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(files + "/tls.crt", files + "/tls.key")
+    tls.load_verify_locations(files + "/ca.crt")
+    tls.verify_mode = ssl.CERT_REQUIRED
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
 print(f"Forwarding from 127.0.0.1:{{server.server_port}} -> 8080", flush=True)
 server.serve_forever()
 ' ;;
@@ -223,13 +329,10 @@ AGREES = '{"total": "112", "count": 13}'
 DIFFERS = '{"total": "124", "count": 14}'  # an acknowledged event counted twice
 
 
-@pytest.mark.parametrize(
-    ("job_status", "exit_code", "ledger", "expected_exit"),
-    [("1/", "0", AGREES, 0), ("/1", "99", AGREES, 99), ("1/", "0", DIFFERS, 1), ("/1", "99", DIFFERS, 99)],
-)
-def test_make_loadtest_replaces_the_job_and_exits_like_k6_or_on_a_wrong_total(
-    tmp_path: Path, job_status: str, exit_code: str, ledger: str, expected_exit: int
-) -> None:
+def make_loadtest(
+    tmp_path: Path, job_status: str, exit_code: str, ledger: str, **env_extra: str
+) -> subprocess.CompletedProcess[str]:
+    """scripts/loadtest.sh against the stand-in kubectl in tmp_path/bin; the ledger answers `ledger`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stand_in(bin_dir, "kubectl", KUBECTL)
@@ -245,19 +348,59 @@ def test_make_loadtest_replaces_the_job_and_exits_like_k6_or_on_a_wrong_total(
         "LOADTEST_SET": "load.peakVUs=5",
         "LOADTEST_SETTLE": "3",
         "LEDGER_TOTAL": ledger,
+        **env_extra,
     }
     argv = [BASH, str(REPO / "scripts" / "loadtest.sh")]
-    done = subprocess.run(argv, text=True, capture_output=True, env=env, timeout=60, check=False)
+    return subprocess.run(argv, text=True, capture_output=True, env=env, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    ("job_status", "exit_code", "ledger", "expected_exit"),
+    [("1/", "0", AGREES, 0), ("/1", "99", AGREES, 99), ("1/", "0", DIFFERS, 1), ("/1", "99", DIFFERS, 99)],
+)
+def test_make_loadtest_replaces_the_job_and_exits_like_k6_or_on_a_wrong_total(
+    tmp_path: Path, job_status: str, exit_code: str, ledger: str, expected_exit: int
+) -> None:
+    done = make_loadtest(tmp_path, job_status, exit_code, ledger)
     assert done.returncode == expected_exit, done.stderr
     assert "acknowledged distinct ids: 3" in done.stdout
     assert ("totals agree" if ledger == AGREES else "TOTALS DIFFER") in done.stderr, done.stderr
-    calls = recorded_calls(bin_dir)
+    calls = recorded_calls(tmp_path / "bin")
     delete = next(index for index, call in enumerate(calls) if " delete job distsum-loadtest" in call)
     apply = next(index for index, call in enumerate(calls) if " apply " in call)
     assert delete < apply and "--cascade=foreground" in calls[delete]
     assert all("--namespace load-ns" in call for call in calls if "current-context" not in call)
     applied = [doc for doc in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if doc]
     assert env_of(k6_container(applied))["PEAK_VUS"] == "5"
+
+
+@pytest.mark.parametrize("same_ca", [True, False], ids=["the-app-ca", "another-ca"])
+def test_make_loadtest_reads_the_ledger_over_mutual_tls_with_the_jobs_certificate(
+    tmp_path: Path, same_ca: bool
+) -> None:
+    app_ca = CertificateAuthority("app CA")
+    server_ca = app_ca if same_ca else CertificateAuthority("another CA")
+    pairs = {
+        # A port-forward client dials 127.0.0.1, which the chart's server certificates name.
+        "server": server_ca.issue("ledger", ips=["127.0.0.1"], server=True),
+        "client": app_ca.issue("loadtest", client=True),
+    }
+    for name, pair in pairs.items():
+        pair.write(tmp_path / name, "tls")
+        # Both sides trust the app's CA: the ledger for the client's certificate, the client for the ledger's.
+        (tmp_path / name / "ca.crt").write_bytes(app_ca.cert_pem)
+    secret = f"{APP_RELEASE}-distributed-sum-client-loadtest"
+    done = make_loadtest(
+        tmp_path, "1/", "0", AGREES,
+        CLIENT_SECRET=secret, CLIENT_FILES=str(tmp_path / "client"), SERVER_FILES=str(tmp_path / "server"),
+    )  # fmt: skip
+    if same_ca:
+        assert done.returncode == 0, done.stderr
+        assert "totals agree" in done.stderr
+    else:
+        assert done.returncode == 1 and "did not answer" in done.stderr, done.stderr
+    calls = recorded_calls(tmp_path / "bin")
+    assert sum(f" get secret {secret} " in call for call in calls) == 3
 
 
 def _verdict_module() -> Any:
