@@ -17,8 +17,10 @@ help: ## list the targets
 
 $(INSTALLED): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# Hash-checked (scripts/lock.sh): an index cannot substitute a package. The project's own install
+	@# builds with the locked setuptools instead of fetching a build backend unchecked.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@# The harness (make run, bench, soak; the tests' stack) is importable here, never part of the package.
 	echo "$(CURDIR)/harness" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/distsum-harness.pth"
 	touch $@

@@ -53,6 +53,6 @@ def test_the_copies_of_pins_agree() -> None:
     copies.append(("loadtest/Chart.yaml", f'appVersion: "{pins["K6_VERSION"]}"'))
     for dockerfile in ("Dockerfile.sum", "Dockerfile.ledger"):
         copies.append((dockerfile, f"ARG BASE_IMAGE={pins['PYTHON_BASE_IMAGE']}"))
-        copies.append((dockerfile, f"ARG SETUPTOOLS_VERSION={pins['SETUPTOOLS_VERSION']}"))
+    copies.append(("requirements/build.lock", f"setuptools=={pins['SETUPTOOLS_VERSION']} \\"))
     for path, line in copies:
         assert line in (REPO / path).read_text(), f"{path} does not hold {line!r}"
