@@ -10,7 +10,7 @@ me="go-tool.sh"
 # shellcheck source=scripts/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz|syft}"
 wrapper=""
 ldflags="" # extra -ldflags, for tools that read their version from a variable
 case "$tool" in
@@ -35,6 +35,9 @@ case "$tool" in
                ldflags="-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$version" ;;
   buildx)      module=github.com/docker/buildx/cmd/buildx;             version=$BUILDX_VERSION
                ldflags="-X github.com/docker/buildx/version.Version=$version" ;;
+  # The images' SBOMs (make images); it names itself in them from a variable, not build info.
+  syft)        module=github.com/anchore/syft/cmd/syft;                version=$SYFT_VERSION
+               ldflags="-X main.version=$version" ;;
   *) log "unknown tool '$tool'"; exit 2 ;;
 esac
 

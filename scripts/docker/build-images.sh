@@ -13,6 +13,9 @@
 #   DISTSUM_BUILD_NETWORK      network of the build steps (default: host, which also works without
 #                              a bridge)
 #   DISTSUM_CACHE_DIR          cache root for logs and the local base (default: ~/.cache/distsum)
+#
+# Each image's SBOM (CycloneDX JSON, by the pinned syft: its Debian and Python packages) is written to
+# build/sbom/<image>-<version>.cdx.json.
 set -euo pipefail
 me="build-images"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)"
@@ -86,6 +89,9 @@ for proxy in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
 done
 
 cli="$(buildkit_cli)"
+syft="$("$repo/scripts/go-tool.sh" syft)"
+sbom_dir="$repo/build/sbom"
+mkdir -p "$sbom_dir"
 for service in sum ledger; do
   image="distributed-sum/$service-svc"
   build_log="$docker_cache/build-$service.log"
@@ -98,5 +104,11 @@ $(tail -n 40 "$build_log")"
     >/dev/null
   log "$image:$tag $(docker image inspect --format '{{.Id}} {{.Size}}' "$image:$tag" \
     | awk '{ printf "%s, %.0f MB", substr($1, 8, 12), $2 / 1e6 }')"
+  # Packages only: a list of every file would bury them (SYFT_FILE_METADATA_SELECTION).
+  sbom="$sbom_dir/$service-svc-$version.cdx.json"
+  SYFT_FILE_METADATA_SELECTION=none SYFT_CHECK_FOR_APP_UPDATE=false \
+    "$syft" scan --quiet "docker:$image:$version" --output "cyclonedx-json=$sbom" \
+    || die "syft could not write the SBOM of $image:$version"
+  log "SBOM of $image:$version: ${sbom#"$repo"/}"
 done
 log "done in ${SECONDS}s"

@@ -12,11 +12,19 @@ from tests.chart.chart_tools import CHART, OVERLAYS, Rendered, Values
 EXTERNAL_BOOTSTRAP = "kafka-0.example.internal:9092,kafka-1.example.internal:9092"
 # Where production pulls from (values-production.yaml requires a registry).
 REGISTRY = "registry.invalid/distsum"
+# What production pins the images by (values-production.yaml requires both).
+SUM_DIGEST = "sha256:" + "1" * 64
+LEDGER_DIGEST = "sha256:" + "2" * 64
 SCENARIOS: dict[str, Values] = {
     "defaults": Values(),
     **{overlay.stem: Values(files=(overlay,)) for overlay in OVERLAYS if overlay.stem != "values-production"},
     "values-production": Values(
-        files=(CHART / "values-production.yaml",), sets=(f"image.registry={REGISTRY}",)
+        files=(CHART / "values-production.yaml",),
+        sets=(
+            f"image.registry={REGISTRY}",
+            f"sum.image.digest={SUM_DIGEST}",
+            f"ledger.image.digest={LEDGER_DIGEST}",
+        ),
     ),
     "external-kafka": Values(
         sets=(

@@ -13,12 +13,14 @@ from tests.chart.chart_tools import (
     Rendered,
     Values,
     Verdict,
+    component_of,
     helm_lint,
     helm_template,
     kubeconform,
+    only_container,
     strimzi_check,
 )
-from tests.chart.conftest import SCENARIOS
+from tests.chart.conftest import LEDGER_DIGEST, REGISTRY, SCENARIOS, SUM_DIGEST
 
 
 @pytest.fixture(scope="session")
@@ -193,3 +195,27 @@ def test_production_without_a_registry_is_refused() -> None:
     result = helm_template(Values(files=(CHART / "values-production.yaml",)))
     assert result.returncode != 0
     assert "image.registry is required" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["sum", "ledger"])
+def test_production_without_image_digests_is_refused(missing: str) -> None:
+    digests = {"sum": SUM_DIGEST, "ledger": LEDGER_DIGEST}
+    sets = [f"image.registry={REGISTRY}"]
+    sets += [
+        f"{component}.image.digest={digest}" for component, digest in digests.items() if component != missing
+    ]
+    result = helm_template(Values(files=(CHART / "values-production.yaml",), sets=tuple(sets)))
+    assert result.returncode != 0
+    assert f"{missing}.image.digest is required here" in result.stderr
+
+
+def test_production_runs_the_images_by_digest(renders: dict[str, Rendered]) -> None:
+    rendered = renders["values-production"]
+    images = {
+        component_of(workload): only_container(workload)["image"]
+        for workload in rendered.of_kind("Deployment") + rendered.of_kind("StatefulSet")
+    }
+    assert images == {
+        "sum": f"{REGISTRY}/distributed-sum/sum-svc@{SUM_DIGEST}",
+        "ledger": f"{REGISTRY}/distributed-sum/ledger-svc@{LEDGER_DIGEST}",
+    }

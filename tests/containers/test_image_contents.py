@@ -75,3 +75,35 @@ def test_image_config_runs_the_service_as_uid_10001(image: str) -> None:
     with (REPO_ROOT / "pyproject.toml").open("rb") as pyproject:
         version = tomllib.load(pyproject)["project"]["version"]
     assert config["Labels"]["org.opencontainers.image.version"] == version
+
+
+@pytest.mark.parametrize("image", list(IMAGES))
+def test_make_images_writes_an_sbom_of_every_package_in_the_image(image: str) -> None:
+    """build/sbom/<image>-<version>.cdx.json (syft, CycloneDX): this build of the image (its revision),
+    every Python package of requirements/runtime.lock at its locked version, and the Debian packages."""
+    labels = json.loads(docker("image", "inspect", image))[0]["Config"]["Labels"]
+    repository, version = image.rsplit(":", 1)[0], labels["org.opencontainers.image.version"]
+    path = REPO_ROOT / "build" / "sbom" / f"{repository.split('/')[-1]}-{version}.cdx.json"
+    sbom = json.loads(path.read_text())
+
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["metadata"]["component"] == sbom["metadata"]["component"] | {
+        "type": "container",
+        "name": repository,
+        "version": version,
+    }
+    properties = {p["name"]: p["value"] for p in sbom["metadata"]["properties"]}
+    revision = properties["syft:image:labels:org.opencontainers.image.revision"]
+    assert revision == labels["org.opencontainers.image.revision"], f"{path} is of another build"
+    purls = {c.get("purl", "").split("?")[0] for c in sbom["components"]}
+    locked = {
+        f"pkg:pypi/{name.lower().replace('_', '-')}@{pinned}" for name, pinned in runtime_pins().items()
+    }
+    assert not locked - purls, f"locked packages missing from {path}: {sorted(locked - purls)}"
+    assert any(purl.startswith("pkg:deb/debian/") for purl in purls), f"no Debian package in {path}"
+
+
+def runtime_pins() -> dict[str, str]:
+    lines = (REPO_ROOT / "requirements" / "runtime.lock").read_text().splitlines()
+    pairs = [line.removesuffix("\\").strip().split("==") for line in lines if line[:1].isalnum()]
+    return {name: pinned for name, pinned in pairs}

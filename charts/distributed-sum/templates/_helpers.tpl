@@ -222,6 +222,13 @@ where a cluster-scoped lookup could be forbidden. */}}
 {{- if and .Values.image.requireRegistry (not .Values.image.registry) }}
 {{- fail "image.registry is required here (values-production.yaml): the registry the cluster pulls distributed-sum/sum-svc and distributed-sum/ledger-svc from, e.g. --set image.registry=<registry>/<project>" }}
 {{- end }}
+{{- if .Values.image.requireDigest }}
+{{- range $component := list "sum" "ledger" }}
+{{- if not (get (get $.Values $component) "image").digest }}
+{{- fail (printf "%s.image.digest is required here (values-production.yaml): a tag can be moved to other contents, a digest cannot. Pin the image you tested, e.g. --set %s.image.digest=sha256:<64 hex digits> (`docker inspect --format '{{index .RepoDigests 0}}' <image>` after pushing it)" $component $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $sum := .Values.sum }}
 {{- if le ($sum.idempotency.ttlSeconds | float64) ($sum.deliveryTimeoutSeconds | float64) }}
 {{- fail "sum.idempotency.ttlSeconds must be greater than sum.deliveryTimeoutSeconds" }}
