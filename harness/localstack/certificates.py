@@ -80,8 +80,9 @@ class CertificateAuthority:
         uris: Sequence[str] = (),
         server: bool = False,
         client: bool = False,
+        validity: dt.timedelta = _VALIDITY,
     ) -> KeyPair:
-        """A leaf certificate for server and/or client authentication."""
+        """A leaf certificate for server and/or client authentication, valid for `validity` from now."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         usages = [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client
@@ -92,7 +93,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _CLOCK_SKEW)
-            .not_valid_after(now + _VALIDITY)
+            .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )

@@ -11,13 +11,16 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import grpc
+from cryptography import x509
 from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -141,6 +144,32 @@ class CertificateFiles:
         RELOADS.labels(result="loaded").inc()
         log.info("TLS certificate files reloaded", extra={"cert_file": str(self._settings.cert_file)})
         return material
+
+
+class CertificateExpiry(Collector):
+    """distsum_tls_certificate_expiry_timestamp_seconds{role="server"}: when the certificate in the
+    served file expires, read at each scrape. Every handshake takes that file once it changed, so its
+    expiry is the one callers meet; read here rather than remembered at load time, it needs no
+    agreement between the ledger's processes and is never stale in an idle one. A file caught
+    mid-rotation gives no sample that scrape."""
+
+    NAME = "distsum_tls_certificate_expiry_timestamp_seconds"
+
+    def __init__(self, cert_file: Path) -> None:
+        self._cert_file = cert_file
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            served = x509.load_pem_x509_certificate(self._cert_file.read_bytes())
+        except (OSError, ValueError):
+            return
+        family = GaugeMetricFamily(
+            self.NAME,
+            "When the certificate the API port presents expires (its notAfter, Unix seconds).",
+            labels=["role"],
+        )
+        family.add_metric(["server"], served.not_valid_after_utc.timestamp())
+        yield family
 
 
 def _grpc_config(material: Material) -> Any:

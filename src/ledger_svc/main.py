@@ -18,7 +18,7 @@ import sys
 import time
 from types import FrameType
 
-from distsum import logs, settings
+from distsum import logs, settings, tls
 from distsum.processes import die_with_parent
 from ledger_svc.config import LedgerSettings
 from ledger_svc.ops import server as metrics_port
@@ -42,6 +42,7 @@ def main() -> None:
     logs.configure("ledger")
     config = settings.load(LedgerSettings)
     settings.load(settings.KafkaSettings)
+    transport = settings.load(tls.TlsSettings)
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     # Metric files of a previous run would be summed into this one's counters.
@@ -64,7 +65,7 @@ def main() -> None:
             env,
         ),
     }
-    metrics_port.serve(config.http_host, config.metrics_port, config.metrics_dir)
+    metrics_port.serve(config.http_host, config.metrics_port, config.metrics_dir, transport)
     log.info(
         "ledger started",
         extra={

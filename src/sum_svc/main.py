@@ -75,6 +75,8 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
         port = server.add_insecure_port(address)
     if port == 0:
         raise SystemExit(f"cannot listen on {address}")
+    if transport.enabled:
+        REGISTRY.register(tls.CertificateExpiry(transport.cert_file))
     ops_server.serve("0.0.0.0", config.metrics_port, REGISTRY, ready=health.is_serving)
     await server.start()
     await health.start()

@@ -11,12 +11,14 @@ import sys
 import urllib.error
 
 import pytest
+from cryptography import x509
 
 from distsum.clients.ledger import LedgerClient
+from distsum.tls import CertificateExpiry
 from localstack.certificates import HARNESS_IDENTITY, CertificateAuthority
 from localstack.stack import Ledger, LocalStack
 from tests.integration.conftest import log_records, rotate_server_certificate
-from tests.services import new_id
+from tests.services import new_id, sample
 
 STRANGER = "spiffe://distsum.local/stranger"
 
@@ -66,6 +68,10 @@ def test_certificates_rotated_in_place_are_served_to_new_connections(tls_stack: 
     ledger = tls_stack.ledger()
     rotate_server_certificate(tls, *_host_port(ledger.url))
     assert ledger.client.total()["count"] == 0
+    # The metrics port (the supervisor, not the REST workers) reports the served certificate's expiry.
+    served = x509.load_pem_x509_certificate(tls.server_cert_file.read_bytes())
+    expiry = sample(ledger.metrics_url, CertificateExpiry.NAME, role="server")
+    assert expiry == served.not_valid_after_utc.timestamp()
 
 
 def test_the_cli_reads_the_total_over_mutual_tls(tls_stack: LocalStack) -> None:

@@ -15,6 +15,7 @@ import grpc
 from distsum.clients.sum_service import SumClient
 from distsum.clients.waiting import wait_until
 from distsum.kafka import clients as kafka_clients
+from localstack.certificates import LocalTls
 from localstack.stack import Ledger, LocalStack, SumService
 from tests.chart.chart_tools import RELEASE
 from tests.conftest import Topic
@@ -49,9 +50,11 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(topic: Topic, work_dir: Path) -> Iterator[Stack]:
-    """Two sum services and a ledger named as the chart's pods, so the queries' labels match."""
+    """Two sum services and a ledger named as the chart's pods, so the queries' labels match, with mutual
+    TLS as the chart deploys them (its series, e.g. the certificates' expiry, exist only then)."""
     with contextlib.ExitStack() as resources:
-        local = LocalStack(resources, topic.bootstrap, topic.name, work_dir)
+        tls = LocalTls(work_dir / "tls")
+        local = LocalStack(resources, topic.bootstrap, topic.name, work_dir, tls=tls)
         sum_services = [local.sum_service(pod, wait=False) for pod in SUM_PODS]
         ledger = local.ledger(
             LEDGER_POD,

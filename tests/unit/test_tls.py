@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
+from cryptography import x509
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from distsum import settings, tls
 from localstack.certificates import LocalTls
@@ -42,6 +44,26 @@ def test_off_by_default() -> None:
 def refusals() -> float:
     value = REGISTRY.get_sample_value("distsum_tls_certificate_reloads_total", {"result": "refused"})
     return value or 0.0
+
+
+def test_the_expiry_gauge_reads_the_served_certificate_at_each_scrape(local: LocalTls) -> None:
+    registry = CollectorRegistry()
+    registry.register(tls.CertificateExpiry(local.server_cert_file))
+    first = x509.load_pem_x509_certificate(local.server_cert_file.read_bytes())
+    assert expiry(registry) == first.not_valid_after_utc.timestamp()
+
+    renewed = local.ca.issue("renewed", dns=["localhost"], server=True, validity=dt.timedelta(days=90))
+    renewed.write(local.server_cert_file.parent, "server")
+    after = x509.load_pem_x509_certificate(renewed.cert_pem).not_valid_after_utc.timestamp()
+    assert expiry(registry) == after > first.not_valid_after_utc.timestamp() + 80 * 86400
+
+    # Caught mid-rotation: no sample (never a 0 that would read as expired), then the next file's.
+    local.server_cert_file.write_bytes(b"-----BEGIN CERTIFICATE-----\ntruncated")
+    assert expiry(registry) is None
+
+
+def expiry(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value(tls.CertificateExpiry.NAME, {"role": "server"})
 
 
 def test_changed_files_are_loaded_once_and_a_mismatched_pair_is_refused(local: LocalTls) -> None:

@@ -12,13 +12,16 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from distsum import ops_server
+from distsum import ops_server, tls
 from ledger_svc.ops.process_metrics import ProcessGroupCollector
 
 
-def serve(host: str, port: int, metrics_dir: Path) -> None:
-    """Serve the metrics port on a daemon thread, with the samples the processes write to metrics_dir."""
+def serve(host: str, port: int, metrics_dir: Path, transport: tls.TlsSettings) -> None:
+    """Serve the metrics port on a daemon thread, with the samples the processes write to metrics_dir
+    (and, with TLS, the expiry of the certificate the REST workers serve)."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]  # untyped upstream
     registry.register(ProcessGroupCollector())
+    if transport.enabled:
+        registry.register(tls.CertificateExpiry(transport.cert_file))
     ops_server.serve(host, port, registry)
