@@ -7,9 +7,11 @@ starts with half a configuration is worse than one that refuses to start.
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+import os
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 T = TypeVar("T", bound=BaseSettings)
@@ -19,12 +21,57 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 
 
 class KafkaSettings(BaseSettings):
-    """Shared by both services: where the broker is and which topic carries SumComputed."""
+    """Shared by both services: where the broker is, which topic carries SumComputed, and how to prove
+    who is connecting (distsum.kafka.security turns it into the clients' settings).
+
+    Credentials are files (a mounted Secret), never variables: a password in the environment shows in
+    `ps e`, crash dumps and the pod spec. Only their paths are held here, so nothing secret is logged."""
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore", frozen=True)
 
     bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
     topic: str = Field(default="sums", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    # PLAINTEXT, SSL (TLS; with cert_file, mutual TLS) or SASL_SSL (SCRAM over TLS). SASL over plaintext
+    # would send the password in the clear, so it is not offered.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    # The CA the brokers' certificates are checked against; None: the system's CAs.
+    ca_file: Path | None = None
+    # This client's certificate and key, for brokers that authenticate clients by TLS.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSettings:
+        tls_files = {"ca_file": self.ca_file, "cert_file": self.cert_file, "key_file": self.key_file}
+        sasl = {"sasl_username": self.sasl_username, "sasl_password_file": self.sasl_password_file}
+        if self.security_protocol == "PLAINTEXT":
+            given = [f"KAFKA_{name.upper()}" for name, value in {**tls_files, **sasl}.items() if value]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT: set it to SSL "
+                    "(or SASL_SSL for SCRAM) to use them"
+                )
+            return self
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "KAFKA_CERT_FILE and KAFKA_KEY_FILE go together (a client certificate and its key)"
+            )
+        if self.security_protocol == "SSL" and any(sasl.values()):
+            raise ValueError(
+                "KAFKA_SASL_* set but KAFKA_SECURITY_PROTOCOL is SSL: set it to SASL_SSL to use them"
+            )
+        if self.security_protocol == "SASL_SSL" and not all(sasl.values()):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD_FILE"
+            )
+        files = [path for path in (*tls_files.values(), self.sasl_password_file) if path is not None]
+        unreadable = [str(path) for path in files if not os.access(path, os.R_OK)]
+        if unreadable:
+            raise ValueError(f"Kafka credential files cannot be read: {', '.join(unreadable)}")
+        return self
 
 
 class ConfigurationError(SystemExit):

@@ -7,7 +7,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry import trace
@@ -81,6 +82,7 @@ class KafkaPublisher:
         client_id: str,
         loop: asyncio.AbstractEventLoop,
         on_log_lost: Callable[[], None],
+        security: Mapping[str, Any] | None = None,
     ):
         self._topic = topic
         self._loop = loop
@@ -98,6 +100,7 @@ class KafkaPublisher:
                 "partitioner": "murmur2_random",
                 "error_cb": self._on_error,
             },
+            security=security,
         )
         # Held around produce() and the producer's replacement, so no event is queued on a producer
         # that is no longer polled.

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from distsum import logs, ops_server, settings, telemetry, tls
+from distsum.kafka.security import client_security
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import limits, metrics, reflection
 from sum_svc.access import CallerCheck
@@ -49,6 +50,7 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
         client_id=f"sum-svc-{socket.gethostname()}",
         loop=loop,
         on_log_lost=forget_acknowledgements,
+        security=client_security(kafka),
     )
     health = KafkaHealth(publisher.probe, config.health_probe_interval_seconds)
     metrics.IDEMPOTENCY_ENTRIES.set_function(lambda: len(record))

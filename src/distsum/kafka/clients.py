@@ -18,39 +18,62 @@ IDEMPOTENT_ACKS_ALL: Mapping[str, Any] = {"enable.idempotence": True, "acks": "a
 
 
 def client_config(
-    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    logger: logging.Logger | None = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What every client shares, then `settings`. With a logger, librdkafka's errors become throttled
-    JSON log lines on it; without one (a tool, a test), librdkafka logs as it does by default."""
+    """What every client shares, its `security` (distsum.kafka.security.client_security; none: plaintext),
+    then `settings`. With a logger, librdkafka's errors become throttled JSON log lines on it; without
+    one (a tool, a test), librdkafka logs as it does by default. The result may hold a password: never
+    log it."""
     config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "reconnect.backoff.max.ms": 1000}
     if logger is not None:
         config |= KafkaDiagnostics(logger).config()
-    return config | dict(settings or {})
+    return config | dict(security or {}) | dict(settings or {})
 
 
 def producer_config(
-    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    logger: logging.Logger | None = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An idempotent, acks=all producer's configuration."""
-    return client_config(bootstrap_servers, logger, {**IDEMPOTENT_ACKS_ALL, **(settings or {})})
+    merged = {**IDEMPOTENT_ACKS_ALL, **(settings or {})}
+    return client_config(bootstrap_servers, logger, merged, security=security)
 
 
 def producer(
-    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    logger: logging.Logger | None = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> Producer:
-    return Producer(producer_config(bootstrap_servers, logger, settings))
+    return Producer(producer_config(bootstrap_servers, logger, settings, security=security))
 
 
 def consumer(
-    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    logger: logging.Logger | None = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> Consumer:
-    return Consumer(client_config(bootstrap_servers, logger, settings))
+    return Consumer(client_config(bootstrap_servers, logger, settings, security=security))
 
 
 def admin(
-    bootstrap_servers: str, logger: logging.Logger | None = None, settings: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    logger: logging.Logger | None = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> AdminClient:
-    return AdminClient(client_config(bootstrap_servers, logger, settings))
+    return AdminClient(client_config(bootstrap_servers, logger, settings, security=security))
 
 
 def retire_producer(old: Producer, logger: logging.Logger, flush_timeout: float) -> int:

@@ -26,6 +26,7 @@ from confluent_kafka import (
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from distsum.kafka import clients as kafka_clients
+from distsum.kafka.security import client_security
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume.ports import DeadLetterFailed, IncarnationUnknown
@@ -53,6 +54,7 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
         },
+        security=client_security(kafka),
     )
 
 
@@ -61,7 +63,7 @@ class KafkaLogInspector:
 
     def __init__(self, config: LedgerSettings, kafka: KafkaSettings):
         self._topic = kafka.topic
-        self._admin = kafka_clients.admin(kafka.bootstrap_servers, log)
+        self._admin = kafka_clients.admin(kafka.bootstrap_servers, log, security=client_security(kafka))
         self._probe_config = kafka_clients.client_config(
             kafka.bootstrap_servers,
             log,
@@ -72,6 +74,7 @@ class KafkaLogInspector:
                 "auto.offset.reset": "error",
                 "isolation.level": "read_committed",
             },
+            security=client_security(kafka),
         )
 
     def inspect(self, partitions: Iterable[int], keys_at: Mapping[int, int]) -> IncarnationState:
@@ -135,10 +138,13 @@ class KafkaLogInspector:
 
 
 class DeadLetterPublisher:
-    def __init__(self, bootstrap_servers: str, topic: str):
+    def __init__(self, kafka: KafkaSettings, topic: str):
         self.topic = topic
         self._config = kafka_clients.producer_config(
-            bootstrap_servers, log, {"client.id": "ledger-dead-letters", "message.timeout.ms": 30_000}
+            kafka.bootstrap_servers,
+            log,
+            {"client.id": "ledger-dead-letters", "message.timeout.ms": 30_000},
+            security=client_security(kafka),
         )
         self._producer = Producer(self._config)
 

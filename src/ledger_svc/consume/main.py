@@ -51,7 +51,7 @@ def main() -> None:
     if writer is None:
         return
     try:
-        dead_letters = DeadLetterPublisher(kafka.bootstrap_servers, config.dead_letters_for(kafka.topic))
+        dead_letters = DeadLetterPublisher(kafka, config.dead_letters_for(kafka.topic))
         LedgerConsumer(
             config,
             kafka.topic,
