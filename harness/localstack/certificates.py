@@ -14,12 +14,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from distsum.kafka.security import client_security
+from distsum.settings import KafkaSettings
 
 _VALIDITY = dt.timedelta(days=1)
 _CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -160,3 +164,76 @@ class LocalTls:
         harness's client certificate)."""
         pair = self.client if pair is None else pair
         return grpc.ssl_channel_credentials(self.ca.cert_pem, pair.key_pem, pair.cert_pem)
+
+
+KAFKA_BROKER = "kafka-broker"
+KAFKA_TOOLING = "distsum-tooling"
+
+
+class KafkaTls:
+    """Mutual TLS for a local Kafka broker, as files under `directory`: a CA, the broker's key pair, and
+    client key pairs whose common name is the Kafka principal (User:<name>). The broker and the tooling
+    (topic creation, ACLs, readiness checks) are super users; everyone else gets only the ACLs granted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ca = CertificateAuthority("distsum local Kafka CA")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = directory / "ca.crt"
+        self.ca_file.write_bytes(self.ca.cert_pem)
+        broker = self.ca.issue(KAFKA_BROKER, dns=["localhost"], ips=["127.0.0.1"], server=True, client=True)
+        # Kafka's PEM key store: the (unencrypted PKCS#8) key and its certificate in one file.
+        self.broker_keystore = directory / "broker.pem"
+        self.broker_keystore.touch(mode=0o600)
+        self.broker_keystore.write_bytes(broker.key_pem + broker.cert_pem)
+        self._clients: dict[str, tuple[Path, Path]] = {}
+
+    def broker_properties(self, port: int, controller_port: int) -> str:
+        """Lines that turn tools/kafka/kraft-node.properties into a TLS-only node with client certificates
+        and ACLs (appended after it: in a properties file the last value of a key wins)."""
+        return "\n".join(
+            [
+                "# Appended by localstack.certificates.KafkaTls: TLS only, client certificates, ACLs.",
+                f"listeners=SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+                f"advertised.listeners=SSL://127.0.0.1:{port}",
+                "inter.broker.listener.name=SSL",
+                "listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL",
+                "ssl.client.auth=required",
+                "ssl.keystore.type=PEM",
+                f"ssl.keystore.location={self.broker_keystore}",
+                "ssl.truststore.type=PEM",
+                f"ssl.truststore.location={self.ca_file}",
+                # A certificate's common name is its principal: User:sum-svc, not User:CN=sum-svc.
+                "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "allow.everyone.if.no.acl.found=false",
+                f"super.users=User:{KAFKA_BROKER};User:{KAFKA_TOOLING}",
+                "",
+            ]
+        )
+
+    def client_files(self, principal: str) -> tuple[Path, Path]:
+        """The certificate and key of the client whose principal is `principal` (issued once)."""
+        if principal not in self._clients:
+            pair = self.ca.issue(principal, client=True)
+            self._clients[principal] = pair.write(self.directory, f"client-{principal}")
+        return self._clients[principal]
+
+    def client_env(self, principal: str) -> dict[str, str]:
+        """The KAFKA_* settings of a service connecting as `principal`."""
+        cert, key = self.client_files(principal)
+        return {
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_CA_FILE": str(self.ca_file),
+            "KAFKA_CERT_FILE": str(cert),
+            "KAFKA_KEY_FILE": str(key),
+        }
+
+    def client_security(self, principal: str) -> dict[str, Any]:
+        """librdkafka's security settings of a client connecting as `principal`, made as the services
+        make theirs."""
+        cert, key = self.client_files(principal)
+        kafka = KafkaSettings.model_construct(
+            security_protocol="SSL", ca_file=self.ca_file, cert_file=cert, key_file=key
+        )
+        return client_security(kafka)

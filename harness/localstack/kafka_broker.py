@@ -14,8 +14,10 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -26,6 +28,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from distsum.kafka import clients as kafka_clients
 from distsum.processes import die_with_parent
+from localstack.certificates import KAFKA_TOOLING, KafkaTls
 from localstack.ports import free_port
 
 KAFKA_TOOLS = Path(__file__).resolve().parents[2] / "tools" / "kafka"
@@ -66,12 +69,14 @@ def new_cluster_id() -> str:
     return cid
 
 
-def admin_client(bootstrap: str) -> AdminClient:
+def admin_client(bootstrap: str, security: Mapping[str, Any] | None = None) -> AdminClient:
     # A short reconnect backoff notices a broker that has just come up at once
     # (librdkafka backs off up to 10 s by default); log_level 0 silences the
     # "connection refused" lines printed while it starts.
     return kafka_clients.admin(
-        bootstrap, settings={"log_level": 0, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 250}
+        bootstrap,
+        settings={"log_level": 0, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 250},
+        security=security,
     )
 
 
@@ -81,7 +86,9 @@ class KafkaBroker:
     Alone by default (node 1, its own only voter, replication 1). For a node of a cluster, pass its
     `node_id`, the cluster's `voters` (`id@host:controller_port,...`), the `replication` factor of the
     internal topics and defaults (min.insync.replicas is then 2), and set `format_cluster_id` to the
-    same id on every node before its storage is first formatted."""
+    same id on every node before its storage is first formatted. With `tls`, it listens with TLS only,
+    requires client certificates and enforces ACLs; its own calls (readiness, topics) go as the tooling's
+    super user (`client_security`)."""
 
     def __init__(  # noqa: PLR0917 - the positional signature is the documented API
         self,
@@ -95,6 +102,7 @@ class KafkaBroker:
         node_id: int = 1,
         voters: str | None = None,
         replication: int = 1,
+        tls: KafkaTls | None = None,
     ) -> None:
         self.libs_dir = libs_dir
         self.data_dir = data_dir.resolve()
@@ -111,6 +119,8 @@ class KafkaBroker:
         self.format_cluster_id: str | None = None
         self.log_file = self.data_dir / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.client_security = tls.client_security(KAFKA_TOOLING) if tls else {}
 
     @property
     def bootstrap(self) -> str:
@@ -163,6 +173,7 @@ class KafkaBroker:
                 replication=self.replication,
                 min_insync=self.min_insync,
             )
+            + (self.tls.broker_properties(self.port, self.controller_port) if self.tls else "")
         )
         if not (kraft_dir / "meta.properties").exists():
             cluster_id = f"--cluster-id={self.format_cluster_id or new_cluster_id()}"
@@ -197,7 +208,7 @@ class KafkaBroker:
         if self._proc is None:
             raise RuntimeError("broker was not started")
         deadline = time.monotonic() + timeout
-        admin = admin_client(self.bootstrap)
+        admin = admin_client(self.bootstrap, self.client_security)
         ours = self.cluster_id()
         while self._proc.poll() is None:
             remaining = deadline - time.monotonic()
@@ -238,7 +249,7 @@ class KafkaBroker:
         shutil.rmtree(self._kraft_dir, ignore_errors=True)
 
     def create_topic(self, name: str, partitions: int, timeout: float = 30) -> None:
-        create_topic(self.bootstrap, name, partitions, timeout)
+        create_topic(self.bootstrap, name, partitions, timeout, security=self.client_security)
 
     def __enter__(self) -> KafkaBroker:
         self.start()
@@ -256,11 +267,17 @@ class KafkaBroker:
 
 
 def create_topic(
-    bootstrap: str, name: str, partitions: int, timeout: float = 30, replication_factor: int = 1
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    timeout: float = 30,
+    replication_factor: int = 1,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create `name` (an existing one is fine) and wait until every partition has a leader."""
     deadline = time.monotonic() + timeout
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, security)
     new = NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
     future = admin.create_topics([new], operation_timeout=timeout, request_timeout=timeout)[name]
     try:
