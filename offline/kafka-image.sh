@@ -9,6 +9,10 @@
 #   KAFKA_ADVERTISED_HOST   host name clients are given (default: the pod's IP)
 #   KAFKA_NUM_PARTITIONS    default partitions of new topics (default 6)
 #   KAFKA_HEAP              JVM heap (default 512m)
+#   KAFKA_TLS_DIR           lock the node down (tools/kafka/kraft-tls.properties): TLS only, client
+#                           certificates, ACLs; the directory holds broker.pem (key and certificate, for
+#                           the advertised host and 127.0.0.1) and ca.crt (the CA clients must be signed by)
+#   KAFKA_SUPER_USERS       with KAFKA_TLS_DIR: principals allowed everything (User:a;User:b)
 set -euo pipefail
 SUITE=bookworm
 PACKAGES=openjdk-17-jre-headless,ca-certificates
@@ -21,7 +25,8 @@ mkdir -p "$docker_cache"
 libs="$("$repo/tools/kafka/fetch-kafka.sh" | tail -n 1)"
 kafka_version="$KAFKA_VERSION"
 # The node's settings and logging are the local stack's too (harness/localstack/kafka_broker.py).
-shared=("$repo/tools/kafka/kraft-node.properties" "$repo/tools/kafka/log4j2.properties")
+shared=("$repo/tools/kafka/kraft-node.properties" "$repo/tools/kafka/kraft-tls.properties"
+  "$repo/tools/kafka/log4j2.properties")
 recipe="$(cat "${BASH_SOURCE[0]}" "$repo/tools/kafka/jars.sha256" "${shared[@]}" | sha256sum | cut -c1-8)"
 tag="distsum-e2e/kafka:$kafka_version-$recipe"
 if present "$tag"; then
@@ -52,6 +57,12 @@ sed -e 's/@node_id@/1/' -e "s/@voters@/1@127.0.0.1:9093/" -e 's/@listen_host@//'
   -e "s|@log_dirs@|$data/kraft|" -e "s/@partitions@/${KAFKA_NUM_PARTITIONS:-6}/" \
   -e 's/@replication@/1/' -e 's/@min_insync@/1/' \
   /opt/kafka/kraft-node.properties >"$data/server.properties"
+if [ -n "${KAFKA_TLS_DIR:-}" ]; then
+  sed -e 's/@listen_host@//' -e "s/@advertised_host@/$host/" -e 's/@port@/9092/' \
+    -e 's/@controller_port@/9093/' -e "s|@keystore@|$KAFKA_TLS_DIR/broker.pem|" \
+    -e "s|@truststore@|$KAFKA_TLS_DIR/ca.crt|" -e "s/@super_users@/${KAFKA_SUPER_USERS:?with KAFKA_TLS_DIR}/" \
+    /opt/kafka/kraft-tls.properties >>"$data/server.properties"
+fi
 if grep -q '@[a-z_]*@' "$data/server.properties"; then
   echo "kafka-kraft: unfilled fields in server.properties:" >&2
   grep '@[a-z_]*@' "$data/server.properties" >&2
@@ -72,7 +83,7 @@ chmod -R a+rX "$ctx"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $jre_tag
 COPY libs/ /opt/kafka/libs/
-COPY log4j2.properties kraft-node.properties /opt/kafka/
+COPY log4j2.properties kraft-node.properties kraft-tls.properties /opt/kafka/
 COPY kafka-kraft /usr/local/bin/
 RUN mkdir -p /var/lib/kafka && chown 10001:10001 /var/lib/kafka
 USER 10001:10001

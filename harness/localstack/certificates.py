@@ -182,35 +182,11 @@ class KafkaTls:
         self.ca_file = directory / "ca.crt"
         self.ca_file.write_bytes(self.ca.cert_pem)
         broker = self.ca.issue(KAFKA_BROKER, dns=["localhost"], ips=["127.0.0.1"], server=True, client=True)
-        # Kafka's PEM key store: the (unencrypted PKCS#8) key and its certificate in one file.
+        # Kafka's PEM key store (tools/kafka/kraft-tls.properties): the key and its certificate in one file.
         self.broker_keystore = directory / "broker.pem"
         self.broker_keystore.touch(mode=0o600)
         self.broker_keystore.write_bytes(broker.key_pem + broker.cert_pem)
         self._clients: dict[str, tuple[Path, Path]] = {}
-
-    def broker_properties(self, port: int, controller_port: int) -> str:
-        """Lines that turn tools/kafka/kraft-node.properties into a TLS-only node with client certificates
-        and ACLs (appended after it: in a properties file the last value of a key wins)."""
-        return "\n".join(
-            [
-                "# Appended by localstack.certificates.KafkaTls: TLS only, client certificates, ACLs.",
-                f"listeners=SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-                f"advertised.listeners=SSL://127.0.0.1:{port}",
-                "inter.broker.listener.name=SSL",
-                "listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL",
-                "ssl.client.auth=required",
-                "ssl.keystore.type=PEM",
-                f"ssl.keystore.location={self.broker_keystore}",
-                "ssl.truststore.type=PEM",
-                f"ssl.truststore.location={self.ca_file}",
-                # A certificate's common name is its principal: User:sum-svc, not User:CN=sum-svc.
-                "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
-                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-                "allow.everyone.if.no.acl.found=false",
-                f"super.users=User:{KAFKA_BROKER};User:{KAFKA_TOOLING}",
-                "",
-            ]
-        )
 
     def client_files(self, principal: str) -> tuple[Path, Path]:
         """The certificate and key of the client whose principal is `principal` (issued once)."""

@@ -1,8 +1,12 @@
-"""The least each service needs from Kafka, as ACLs a secured local broker grants (issue 19): the sum
-service writes events; the ledger reads them in its consumer groups and writes dead letters. Nothing
-else: neither may create, alter or delete topics, and neither may do the other's part."""
+"""The least each service needs from Kafka (issue 19): the sum service writes events; the ledger reads
+them in its consumer groups and writes dead letters. Nothing else: neither may create, alter or delete
+topics, and neither may do the other's part. A secured local broker grants these, the e2e cluster's
+broker too (tests/e2e/secured_kafka.py), and the chart's KafkaUsers grant the same (a chart test holds
+them equal)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient
 
@@ -15,39 +19,45 @@ SUM_PRINCIPAL = "sum-svc"
 LEDGER_PRINCIPAL = "ledger-svc"
 
 
-def service_acls(topic: str, dead_letter_topic: str, ledger_group: str) -> list[AclBinding]:
-    """The bindings of both services. `ledger_group` is a prefix: the ledger's group and its log probe's
-    (`<group>-log-probe`) share it."""
+@dataclass(frozen=True)
+class Grant:
+    """One allowed operation, named as librdkafka's enums name it (plain data, so it can be handed to a
+    Job in another pod as JSON)."""
 
-    def allow(
-        principal: str,
-        kind: ResourceType,
-        name: str,
-        operation: AclOperation,
-        pattern: ResourcePatternType = ResourcePatternType.LITERAL,
-    ) -> AclBinding:
-        return AclBinding(kind, name, pattern, f"User:{principal}", "*", operation, AclPermissionType.ALLOW)
+    principal: str
+    resource: str  # ResourceType: TOPIC, GROUP
+    name: str
+    pattern: str  # ResourcePatternType: LITERAL, PREFIXED
+    operation: str  # AclOperation: READ, WRITE, DESCRIBE
 
-    topic_ = ResourceType.TOPIC
+    def binding(self) -> AclBinding:
+        return AclBinding(
+            ResourceType[self.resource],
+            self.name,
+            ResourcePatternType[self.pattern],
+            f"User:{self.principal}",
+            "*",
+            AclOperation[self.operation],
+            AclPermissionType.ALLOW,
+        )
+
+
+def service_grants(topic: str, dead_letter_topic: str, ledger_group: str) -> list[Grant]:
+    """The grants of both services. `ledger_group` is a prefix: the ledger's group and its log probe's
+    (`<group>-log-probe`) share it. Idempotent producing needs Write on the topic (no cluster-wide
+    IdempotentWrite since Kafka 3)."""
     return [
-        # Idempotent producing needs Write on the topic (no cluster-wide IdempotentWrite since Kafka 3).
-        allow(SUM_PRINCIPAL, topic_, topic, AclOperation.WRITE),
-        allow(SUM_PRINCIPAL, topic_, topic, AclOperation.DESCRIBE),
-        allow(LEDGER_PRINCIPAL, topic_, topic, AclOperation.READ),
-        allow(LEDGER_PRINCIPAL, topic_, topic, AclOperation.DESCRIBE),
-        allow(
-            LEDGER_PRINCIPAL,
-            ResourceType.GROUP,
-            ledger_group,
-            AclOperation.READ,
-            ResourcePatternType.PREFIXED,
-        ),
-        allow(LEDGER_PRINCIPAL, topic_, dead_letter_topic, AclOperation.WRITE),
-        allow(LEDGER_PRINCIPAL, topic_, dead_letter_topic, AclOperation.DESCRIBE),
+        Grant(SUM_PRINCIPAL, "TOPIC", topic, "LITERAL", "WRITE"),
+        Grant(SUM_PRINCIPAL, "TOPIC", topic, "LITERAL", "DESCRIBE"),
+        Grant(LEDGER_PRINCIPAL, "TOPIC", topic, "LITERAL", "READ"),
+        Grant(LEDGER_PRINCIPAL, "TOPIC", topic, "LITERAL", "DESCRIBE"),
+        Grant(LEDGER_PRINCIPAL, "GROUP", ledger_group, "PREFIXED", "READ"),
+        Grant(LEDGER_PRINCIPAL, "TOPIC", dead_letter_topic, "LITERAL", "WRITE"),
+        Grant(LEDGER_PRINCIPAL, "TOPIC", dead_letter_topic, "LITERAL", "DESCRIBE"),
     ]
 
 
-def grant(admin: AdminClient, bindings: list[AclBinding], timeout: float = 30) -> None:
-    """Create the bindings (as a super user) and wait until the broker confirms each."""
-    for future in admin.create_acls(bindings, request_timeout=timeout).values():
+def grant(admin: AdminClient, grants: list[Grant], timeout: float = 30) -> None:
+    """Create the grants' bindings (as a super user) and wait until the broker confirms each."""
+    for future in admin.create_acls([g.binding() for g in grants], request_timeout=timeout).values():
         future.result(timeout)

@@ -28,25 +28,30 @@ from confluent_kafka.cimpl import NewTopic
 
 from distsum.kafka import clients as kafka_clients
 from distsum.processes import die_with_parent
-from localstack.certificates import KAFKA_TOOLING, KafkaTls
+from localstack.certificates import KAFKA_BROKER, KAFKA_TOOLING, KafkaTls
 from localstack.ports import free_port
 
 KAFKA_TOOLS = Path(__file__).resolve().parents[2] / "tools" / "kafka"
 FETCH_SCRIPT = KAFKA_TOOLS / "fetch-kafka.sh"
 # Shared with the e2e Kafka image (offline/kafka-image.sh): one node's settings, and its logging.
 NODE_PROPERTIES = KAFKA_TOOLS / "kraft-node.properties"
+TLS_PROPERTIES = KAFKA_TOOLS / "kraft-tls.properties"
 LOG4J2_PROPERTIES = KAFKA_TOOLS / "log4j2.properties"
+
+# Of a node locked down with TLS: the node itself and the tooling (readiness, topics, ACLs).
+SUPER_USERS = f"User:{KAFKA_BROKER};User:{KAFKA_TOOLING}"
 
 _PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.1  # between metadata polls, each of which waits up to 1 s itself
 
 
-def node_properties(**fields: object) -> str:
-    """tools/kafka/kraft-node.properties with its @name@ fields filled in; every field must be given."""
-    template = NODE_PROPERTIES.read_text()
+def node_properties(template_file: Path = NODE_PROPERTIES, **fields: object) -> str:
+    """A node's properties template (tools/kafka/kraft-*.properties) with its @name@ fields filled in;
+    every field must be given."""
+    template = template_file.read_text()
     missing = sorted(set(re.findall(r"@(\w+)@", template)) - fields.keys())
     if missing:
-        raise ValueError(f"{NODE_PROPERTIES.name} needs values for {missing}")
+        raise ValueError(f"{template_file.name} needs values for {missing}")
     return re.sub(r"@(\w+)@", lambda match: str(fields[match[1]]), template)
 
 
@@ -173,7 +178,7 @@ class KafkaBroker:
                 replication=self.replication,
                 min_insync=self.min_insync,
             )
-            + (self.tls.broker_properties(self.port, self.controller_port) if self.tls else "")
+            + (self._tls_properties(self.tls) if self.tls else "")
         )
         if not (kraft_dir / "meta.properties").exists():
             cluster_id = f"--cluster-id={self.format_cluster_id or new_cluster_id()}"
@@ -194,6 +199,18 @@ class KafkaBroker:
                 # The only hook for PR_SET_PDEATHSIG; it makes just async-signal-safe calls.
                 preexec_fn=die_with_parent(),  # noqa: PLW1509
             )
+
+    def _tls_properties(self, tls: KafkaTls) -> str:
+        return node_properties(
+            TLS_PROPERTIES,
+            listen_host="127.0.0.1",
+            advertised_host="127.0.0.1",
+            port=self.port,
+            controller_port=self.controller_port,
+            keystore=tls.broker_keystore,
+            truststore=tls.ca_file,
+            super_users=SUPER_USERS,
+        )
 
     def cluster_id(self) -> str:
         """The id this broker's storage was formatted with."""

@@ -26,12 +26,20 @@ SCENARIOS: dict[str, Values] = {
             f"ledger.image.digest={LEDGER_DIGEST}",
         ),
     ),
+    # An external Kafka with mutual TLS (values-external-kafka.yaml shows SCRAM).
     "external-kafka": Values(
         sets=(
             "kafka.strimzi.enabled=false",
             "kafka.externalBootstrapServers=" + EXTERNAL_BOOTSTRAP.replace(",", r"\,"),
+            "kafka.external.caSecret.name=brokers-ca",
+            "kafka.external.caSecret.key=bundle.pem",
+            "kafka.external.sum.secretName=sum-kafka-cert",
+            "kafka.external.ledger.secretName=ledger-kafka-cert",
         )
     ),
+    # Strimzi with SCRAM users instead of client certificates; and the open Kafka kept for a migration.
+    "kafka-scram": Values(sets=("kafka.authentication=scram-sha-512",)),
+    "kafka-plaintext": Values(sets=("kafka.authentication=none", "kafka.allowPlaintext=true")),
     "hpa": Values(sets=("sum.autoscaling.enabled=true",)),
     "load-balancer": Values(
         sets=("sum.service.type=LoadBalancer", "ledger.service.type=LoadBalancer"),

@@ -41,7 +41,9 @@ def test_notes_show_how_to_call_the_services_with_the_client_certificate(tmp_pat
         "distsum total",
         'Add "operator", the ledger "operator"',
         "pod-security.kubernetes.io/enforce=restricted",
-        "distsum-distributed-sum-kafka-bootstrap:9092",
+        "distsum-distributed-sum-kafka-bootstrap:9093",
+        'sum:    Write, Describe on topic "sums"',
+        "The KafkaUsers distsum-distributed-sum-sum-kafka and distsum-distributed-sum-ledger-kafka",
     ):
         assert example in notes
     assert "-plaintext" not in notes and "http://127.0.0.1:8080" not in notes
@@ -62,6 +64,7 @@ def test_notes_for_an_external_kafka_name_its_bootstrap(tmp_path: Path) -> None:
     notes = render_notes(SCENARIOS["external-kafka"], tmp_path)
     assert EXTERNAL_BOOTSTRAP in notes
     assert "must already exist" in notes
+    assert "to the users of the Secrets sum-kafka-cert and ledger-kafka-cert" in notes
 
 
 def test_notes_print_the_network_policy_peers_as_configured(tmp_path: Path) -> None:

@@ -13,9 +13,8 @@ def test_strimzi_kafka_cluster_with_both_topics(defaults: Rendered) -> None:
     kafka = defaults.one("Kafka", "kafka")
     cluster = kafka["metadata"]["name"]
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
-    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False}.items() <= (
-        kafka["spec"]["kafka"]["listeners"][0].items()
-    )
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert {"name": "tls", "port": 9093, "type": "internal", "tls": True}.items() <= listener.items()
     (pool,) = defaults.of_kind("KafkaNodePool")
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
     assert pool["spec"]["roles"] == ["controller", "broker"]
@@ -25,7 +24,7 @@ def test_strimzi_kafka_cluster_with_both_topics(defaults: Rendered) -> None:
     assert {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics.values()} == {cluster}
     for workload in (defaults.one("Deployment", "sum"), defaults.one("StatefulSet", "ledger")):
         assert (
-            env_of(only_container(workload))["KAFKA_BOOTSTRAP_SERVERS"] == f"{cluster}-kafka-bootstrap:9092"
+            env_of(only_container(workload))["KAFKA_BOOTSTRAP_SERVERS"] == f"{cluster}-kafka-bootstrap:9093"
         )
 
 
@@ -47,7 +46,8 @@ def test_external_kafka_replaces_strimzi(scenario: str, renders: dict[str, Rende
     assert "," in bootstrap and "kafka-bootstrap" not in bootstrap
     egress = rendered.one("NetworkPolicy", "ledger")["spec"]["egress"]
     kafka_rule = egress[0]  # then the trace receiver's
-    assert kafka_rule["ports"] == [{"port": 9092, "protocol": "TCP"}]
+    port = 9093 if scenario == "values-external-kafka" else 9092  # the file's brokers listen with TLS there
+    assert kafka_rule["ports"] == [{"port": port, "protocol": "TCP"}]
     # Without peers in networkPolicy.externalKafka.to, any address on the Kafka port is allowed.
     assert kafka_rule.get("to", [{"ipBlock": {}}])[0].keys() == {"ipBlock"}
 
@@ -94,7 +94,7 @@ def test_services_reach_kafka_and_tempo_and_nothing_else(defaults: Rendered) -> 
     for component in ("sum", "ledger"):
         kafka_rule, tempo_rule = defaults.one("NetworkPolicy", component)["spec"]["egress"]
         assert kafka_rule["to"][0]["podSelector"]["matchLabels"]["strimzi.io/cluster"] == cluster
-        assert kafka_rule["ports"] == [{"port": 9092, "protocol": "TCP"}]
+        assert kafka_rule["ports"] == [{"port": 9093, "protocol": "TCP"}]  # the TLS listener
         assert tempo_rule["to"][0]["namespaceSelector"]["matchLabels"] == {
             "kubernetes.io/metadata.name": "monitoring"
         }

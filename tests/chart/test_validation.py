@@ -142,6 +142,24 @@ def test_strimzi_check_rejects_fields_v1_dropped(strimzi_report: dict[str, list[
         (Values(sets=("sum.autoscaling.minReplicas=5", "sum.autoscaling.maxReplicas=3")), "minReplicas"),
         (Values(sets=("tls.enabled=false",)), "set tls.meshProvidesMtls=true if a service mesh"),
         (Values(sets=("tls.clientAuth=false",)), "leaves the APIs open"),
+        (Values(sets=("kafka.authentication=none",)), "set kafka.allowPlaintext=true for a migration"),
+        (Values(sets=("kafka.authentication=kerberos",)), "/kafka/authentication"),
+        (
+            Values(sets=("kafka.strimzi.enabled=false", "kafka.externalBootstrapServers=k:9093")),
+            "kafka.external.sum.secretName is required with kafka.authentication=tls",
+        ),
+        (
+            Values(
+                sets=(
+                    "kafka.strimzi.enabled=false",
+                    "kafka.externalBootstrapServers=k:9093",
+                    "kafka.authentication=scram-sha-512",
+                    "kafka.external.sum.secretName=s",
+                    "kafka.external.ledger.secretName=l",
+                )
+            ),
+            "kafka.external.sum.username is required with kafka.authentication=scram-sha-512",
+        ),
         (
             Values(sets=("tls.enabled=false", "tls.meshProvidesMtls=true", "ledger.service.type=NodePort")),
             "ledger.service.type=NodePort publishes the ledger API outside the cluster in plaintext",

@@ -141,7 +141,11 @@ def test_every_service_variable_is_a_real_setting_the_service_accepts(
             continue
         field_name = name.removeprefix(prefix).lower()
         assert field_name in prefixes[prefix].model_fields, f"{name} is not a setting of {component}"
-        monkeypatch.setenv(name, value if isinstance(value, str) else f"{component}-pod-0")
+        if name.endswith("_FILE"):  # a mounted Secret's file (test_kafka_security checks the mounts)
+            (tmp_path / name).write_text("placeholder\n")
+            monkeypatch.setenv(name, str(tmp_path / name))
+        else:
+            monkeypatch.setenv(name, value if isinstance(value, str) else f"{component}-pod-0")
     for settings_type in settings_types:
         settings.load(settings_type)
 

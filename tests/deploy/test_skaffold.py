@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from jsonschema.exceptions import best_match
 
 from tests.deploy.layout import (
@@ -24,6 +25,7 @@ from tests.deploy.layout import (
     skaffold,
     skaffold_sanitized,
 )
+from tests.e2e import secured_kafka
 
 # The chart values that carry the built images (the app chart's interface).
 IMAGE_VALUES = {
@@ -248,5 +250,12 @@ def test_external_kafka_profile_deploys_only_the_app_with_the_e2e_values() -> No
         assert templates.pop(repository_key) == f"{{{{.IMAGE_REPO_{skaffold_sanitized(image)}}}}}"
         assert templates.pop(tag_key) == f"{{{{.IMAGE_TAG_{skaffold_sanitized(image)}}}}}"
     assert templates == {}
-    assert app["setValues"] == {"networkPolicy.externalKafka.to": "null"}
+    assert app["setValues"] == {"networkPolicy.externalKafka.to": "null", "kafka.authentication": "tls"}
     assert deploy["kubeContext"] == "kind-distsum", "never whatever cluster happens to be current"
+
+
+def test_the_e2e_kafka_makes_the_secrets_the_external_kafka_values_name() -> None:
+    values = yaml.safe_load((REPO / "charts/distributed-sum/values-external-kafka.yaml").read_text())
+    external = values["kafka"]["external"]
+    assert external["caSecret"] == {"name": secured_kafka.CA_SECRET, "key": "ca.crt"}
+    assert {name: external[name]["secretName"] for name in ("sum", "ledger")} == secured_kafka.USER_SECRETS

@@ -1,5 +1,6 @@
 """The chart installed on a real cluster: a fresh namespace enforcing the restricted Pod Security
-Standard, a one-node Kafka (the chart's external-Kafka values), and `helm upgrade --install --wait`.
+Standard, a one-node Kafka locked down with TLS, client certificates and ACLs (the chart's external-Kafka
+values, tests/e2e/secured_kafka.py), and `helm upgrade --install --wait`.
 
 Run through `make e2e` (scripts/e2e/run.sh), which creates the kind cluster, loads the images and
 exports DISTSUM_E2E_*. Under it, a missing part or a cluster that does not answer fails the run; run by
@@ -18,15 +19,8 @@ from typing import Any, NoReturn
 
 import pytest
 
-from tests.e2e.kube import (
-    CHART,
-    Settings,
-    kafka_manifests,
-    run,
-    topics_job,
-    wait_job_complete,
-    wait_pods_ready,
-)
+from tests.e2e import secured_kafka
+from tests.e2e.kube import CHART, Settings, run
 from tests.e2e.tls_clients import ClientCertificate
 
 # The client's generated models are typed loosely (every field optional, dicts accepted where a model is
@@ -39,7 +33,6 @@ CLIENTS = [
     {"name": "auditor", "add": False, "read": True},
 ]
 HELM_TIMEOUT = "5m"
-KAFKA_READY_SECONDS = 180
 
 
 def under_make_e2e() -> bool:
@@ -115,21 +108,8 @@ def monitoring_namespace(core: Any, namespace: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(apps: Any, batch: Any, core: Any, namespace: str, settings: Settings) -> str:
-    """One KRaft node in the namespace, and the chart's two topics on it."""
-    return start_kafka(apps, batch, core, namespace, settings)
-
-
-def start_kafka(apps: Any, batch: Any, core: Any, namespace: str, settings: Settings) -> str:
-    """One KRaft node in `namespace` and the chart's two topics on it; its bootstrap address."""
-    deployment, service = kafka_manifests(namespace, settings.kafka_image)
-    apps.create_namespaced_deployment(namespace, deployment)
-    core.create_namespaced_service(namespace, service)
-    wait_pods_ready(core, namespace, "app.kubernetes.io/name=kafka", 1, KAFKA_READY_SECONDS)
-    bootstrap = f"kafka.{namespace}.svc.cluster.local:9092"
-    sum_image = f"distributed-sum/sum-svc:{settings.image_tag}"
-    batch.create_namespaced_job(namespace, topics_job(bootstrap, sum_image))
-    wait_job_complete(batch, core, namespace, "kafka-topics", KAFKA_READY_SECONDS)
-    return bootstrap
+    """One locked-down KRaft node in the namespace, the chart's two topics and the services' ACLs on it."""
+    return secured_kafka.start_kafka(apps, batch, core, namespace, settings)
 
 
 @dataclass(frozen=True)
@@ -163,6 +143,7 @@ def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka
         "--values", str(CHART / "values-external-kafka.yaml"),
         "--values", str(CHART / "values-minimal.yaml"),
         "--set", f"kafka.externalBootstrapServers={kafka_bootstrap}",
+        *secured_kafka.release_values(),
         # The in-cluster broker has no fixed address: allow egress to any destination on its port.
         "--set-json", "networkPolicy.externalKafka.to=[]",
         "--set", f"networkPolicy.monitoringNamespace={monitoring_namespace}",

@@ -4,6 +4,7 @@ Every wait polls with a deadline and names what it waited for when the deadline 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -137,8 +138,11 @@ def port_forward(settings: Settings, namespace: str, target: str, port: int) -> 
         proc.wait(timeout=10)
 
 
-def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One KRaft node from the local image (offline/kafka-image.sh) and its Service `kafka`."""
+def kafka_manifests(
+    namespace: str, image: str, tls_secret: str, super_users: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One KRaft node from the local image (offline/kafka-image.sh), locked down with the broker key pair
+    and CA of `tls_secret` (TLS only, client certificates, ACLs), and its Service `kafka`."""
     labels = {"app.kubernetes.io/name": "kafka", "app.kubernetes.io/part-of": "distsum-e2e"}
     container = {
         "name": "kafka",
@@ -147,6 +151,8 @@ def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[st
         "env": [
             {"name": "KAFKA_ADVERTISED_HOST", "value": f"kafka.{namespace}.svc.cluster.local"},
             {"name": "KAFKA_HEAP", "value": "384m"},
+            {"name": "KAFKA_TLS_DIR", "value": "/etc/kafka/tls"},
+            {"name": "KAFKA_SUPER_USERS", "value": super_users},
         ],
         "ports": [{"name": "kafka", "containerPort": 9092}],
         "readinessProbe": {"tcpSocket": {"port": 9092}, "periodSeconds": 2},
@@ -155,6 +161,7 @@ def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[st
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/kafka"},
             {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "tls", "mountPath": "/etc/kafka/tls", "readOnly": True},
         ],
     }
     deployment = {
@@ -171,7 +178,11 @@ def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[st
                     "securityContext": POD_SECURITY,
                     "automountServiceAccountToken": False,
                     "containers": [container],
-                    "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "data", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
+                    ],
                 },
             },
         },
@@ -186,9 +197,10 @@ def kafka_manifests(namespace: str, image: str) -> tuple[dict[str, Any], dict[st
 
 
 TOPICS_SCRIPT = """
-import sys, time
-from confluent_kafka.admin import AdminClient, NewTopic
-admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+import json, sys, time
+from confluent_kafka.admin import AdminClient, NewTopic, AclBinding, AclOperation, AclPermissionType
+from confluent_kafka.admin import ResourcePatternType, ResourceType
+admin = AdminClient({"bootstrap.servers": sys.argv[1], **json.loads(sys.argv[2])})
 wanted = {"sums": 6, "sums.dlq": 1}
 deadline = time.monotonic() + 150  # a broker that just became Ready may still be electing its controller
 while wanted:
@@ -206,6 +218,14 @@ while wanted:
         del wanted[name]
     if wanted:
         time.sleep(2)
+bindings = [
+    AclBinding(ResourceType[g["resource"]], g["name"], ResourcePatternType[g["pattern"]],
+               "User:" + g["principal"], "*", AclOperation[g["operation"]], AclPermissionType.ALLOW)
+    for g in json.loads(sys.argv[3])
+]
+for future in admin.create_acls(bindings, request_timeout=30).values():
+    future.result(60)
+print(len(bindings), "ACLs granted")
 """
 
 
@@ -216,15 +236,21 @@ def python_job(
     *args: str,
     labels: dict[str, str] | None = None,
     client: ClientCertificate | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Job running `python -c script args...` from one of our images, as the restricted standard wants,
     its pod labelled with `labels` too (to be the peer a NetworkPolicy admits). As a `client`, its pod
     carries that identity's label and its certificate files at tls_clients.MOUNT. It runs once: a failed
     container is neither restarted nor retried in a new pod, so whatever made it fail is what the test
-    sees (a script that must wait for something waits itself)."""
+    sees (a script that must wait for something waits itself). `secrets` maps Secret names to the
+    directories they are mounted at."""
     if client is not None:
         labels = {**(labels or {}), **client.job_labels()}
     mounts = [{"name": "tls", "mountPath": MOUNT, "readOnly": True}] if client else []
+    volumes = [client.job_volume()] if client else []
+    for index, (secret, directory) in enumerate((secrets or {}).items()):
+        mounts.append({"name": f"secret-{index}", "mountPath": directory, "readOnly": True})
+        volumes.append({"name": f"secret-{index}", "secret": {"secretName": secret, "defaultMode": 0o440}})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -249,16 +275,24 @@ def python_job(
                             "volumeMounts": mounts,
                         }
                     ],
-                    "volumes": [client.job_volume()] if client else [],
+                    "volumes": volumes,
                 },
             },
         },
     }
 
 
-def topics_job(bootstrap: str, image: str) -> dict[str, Any]:
-    """A Job that creates the chart's two topics, run from the sum image (it has confluent_kafka)."""
-    return python_job("kafka-topics", image, TOPICS_SCRIPT, bootstrap)
+def topics_job(
+    bootstrap: str,
+    image: str,
+    security: dict[str, Any],
+    grants: list[dict[str, str]],
+    secrets: dict[str, str],
+) -> dict[str, Any]:
+    """A Job that creates the chart's two topics and grants the ACLs, run from the sum image (it has
+    confluent_kafka) with the librdkafka `security` settings of the `secrets` it mounts."""
+    arguments = (bootstrap, json.dumps(security), json.dumps(grants))
+    return python_job("kafka-topics", image, TOPICS_SCRIPT, *arguments, secrets=secrets)
 
 
 def run_in_cluster(batch: Any, core: Any, namespace: str, job: dict[str, Any], timeout: float) -> str:

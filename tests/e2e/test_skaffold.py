@@ -22,7 +22,8 @@ import pytest
 
 from distsum.clients.ledger import Total
 from distsum.clients.waiting import wait_until
-from tests.e2e.conftest import cannot_test, restricted_namespace, start_kafka
+from tests.e2e import secured_kafka
+from tests.e2e.conftest import cannot_test, restricted_namespace
 from tests.e2e.kube import REPO, Settings, port_forward, service_with_port, wait_pods_ready
 from tests.e2e.tls_clients import ClientCertificate
 from tests.services import new_id
@@ -94,7 +95,7 @@ def skaffold(
             "DOCKER_CONFIG": tools["docker_config"],
             "LOCAL_BASE_IMAGE": tools["base_image"],
             "SKAFFOLD_CONFIG": str(config),
-            "DISTSUM_KAFKA_BOOTSTRAP": start_kafka(apps, batch, core, namespace, settings),
+            "DISTSUM_KAFKA_BOOTSTRAP": secured_kafka.start_kafka(apps, batch, core, namespace, settings),
         }
         yield Skaffold(tools["skaffold"], env, settings.context, namespace)
 

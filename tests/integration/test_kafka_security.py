@@ -20,7 +20,7 @@ from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
 from distsum.kafka import clients as kafka_clients
 from localstack.certificates import KAFKA_TOOLING, CertificateAuthority, KafkaTls
-from localstack.kafka_acls import LEDGER_PRINCIPAL, SUM_PRINCIPAL, grant, service_acls
+from localstack.kafka_acls import LEDGER_PRINCIPAL, SUM_PRINCIPAL, grant, service_grants
 from localstack.kafka_broker import KafkaBroker, admin_client
 from localstack.stack import QUICK_RECOVERY, LocalStack, create_event_topics
 from tests.services import new_id
@@ -48,7 +48,7 @@ def secured(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with KafkaBroker(kafka_libs, work / "kafka", tls=tls) as broker, contextlib.ExitStack() as resources:
         create_event_topics(broker, TOPIC, 2)
         grant(
-            admin_client(broker.bootstrap, broker.client_security), service_acls(TOPIC, DEAD_LETTERS, GROUP)
+            admin_client(broker.bootstrap, broker.client_security), service_grants(TOPIC, DEAD_LETTERS, GROUP)
         )
         yield Secured(broker, tls, LocalStack(resources, broker.bootstrap, TOPIC, work, QUICK_RECOVERY))
 

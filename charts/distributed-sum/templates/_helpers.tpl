@@ -90,7 +90,7 @@ The ledger is a StatefulSet: its pods carry the label controller-revision-hash=<
 
 {{- define "distributed-sum.kafka.bootstrapServers" -}}
 {{- if .Values.kafka.strimzi.enabled }}
-{{- printf "%s-kafka-bootstrap:9092" (include "distributed-sum.kafka.clusterName" .) }}
+{{- printf "%s-kafka-bootstrap:%s" (include "distributed-sum.kafka.clusterName" .) (include "distributed-sum.kafka.strimziPort" .) }}
 {{- else }}
 {{- required "kafka.externalBootstrapServers is required when kafka.strimzi.enabled is false" .Values.kafka.externalBootstrapServers }}
 {{- end }}
@@ -155,7 +155,7 @@ With tracing off no endpoint is set: spans are still recorded, so log lines keep
           strimzi.io/cluster: {{ include "distributed-sum.kafka.clusterName" . }}
           strimzi.io/kind: Kafka
   ports:
-    - port: 9092
+    - port: {{ include "distributed-sum.kafka.strimziPort" . }}
       protocol: TCP
 {{- else -}}
 - ports:
@@ -258,6 +258,7 @@ where a cluster-scoped lookup could be forbidden. */}}
 {{- fail "kafka.deadLetterTopic must differ from kafka.topic" }}
 {{- end }}
 {{- include "distributed-sum.tls.validate" . }}
+{{- include "distributed-sum.kafka.validate" . }}
 {{- end }}
 
 {{/* KafkaNodePool pod template for spreadNodes: one Kafka node per Kubernetes node, spread over zones. */}}

@@ -19,7 +19,7 @@ import java.util.Map;
 /**
  * Checks Strimzi custom resources in YAML files against the Strimzi API model for kafka.strimzi.io/v1.
  *
- * Each Kafka, KafkaNodePool and KafkaTopic document is read into the io.strimzi:api class the operator
+ * Each Kafka, KafkaNodePool, KafkaTopic and KafkaUser document is read into the io.strimzi:api class the operator
  * itself uses (wrong types and unknown enum values fail there). The document is then walked next to
  * the object: every key must be a property of the model class (Strimzi keeps unknown keys aside instead
  * of failing, so they are reported here), must be present in v1 (@PresentInVersions), and must meet
@@ -34,7 +34,8 @@ public final class StrimziCheck {
     private static final Map<String, String> MODEL_CLASSES = Map.of(
             "Kafka", "io.strimzi.api.kafka.model.kafka.Kafka",
             "KafkaNodePool", "io.strimzi.api.kafka.model.nodepool.KafkaNodePool",
-            "KafkaTopic", "io.strimzi.api.kafka.model.topic.KafkaTopic");
+            "KafkaTopic", "io.strimzi.api.kafka.model.topic.KafkaTopic",
+            "KafkaUser", "io.strimzi.api.kafka.model.user.KafkaUser");
 
     private final ObjectMapper mapper = new ObjectMapper();
     private final List<String> problems = new ArrayList<>();
