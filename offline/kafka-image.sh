@@ -9,9 +9,10 @@
 #   KAFKA_ADVERTISED_HOST   host name clients are given (default: the pod's IP)
 #   KAFKA_NUM_PARTITIONS    default partitions of new topics (default 6)
 #   KAFKA_HEAP              JVM heap (default 512m)
-#   KAFKA_TLS_DIR           lock the node down (tools/kafka/kraft-tls.properties): TLS only, client
-#                           certificates, ACLs; the directory holds broker.pem (key and certificate, for
-#                           the advertised host and 127.0.0.1) and ca.crt (the CA clients must be signed by)
+#   KAFKA_TLS_DIR           lock the node down (tools/kafka/kraft-tls.properties): TLS only, clients
+#                           authenticated by certificate on 9092 or SCRAM-SHA-512 on 9094, ACLs; the
+#                           directory holds broker.pem (key and certificate, for the advertised host and
+#                           127.0.0.1) and ca.crt (the CA client certificates must be signed by)
 #   KAFKA_SUPER_USERS       with KAFKA_TLS_DIR: principals allowed everything (User:a;User:b)
 set -euo pipefail
 SUITE=bookworm
@@ -59,7 +60,7 @@ sed -e 's/@node_id@/1/' -e "s/@voters@/1@127.0.0.1:9093/" -e 's/@listen_host@//'
   /opt/kafka/kraft-node.properties >"$data/server.properties"
 if [ -n "${KAFKA_TLS_DIR:-}" ]; then
   sed -e 's/@listen_host@//' -e "s/@advertised_host@/$host/" -e 's/@port@/9092/' \
-    -e 's/@controller_port@/9093/' -e "s|@keystore@|$KAFKA_TLS_DIR/broker.pem|" \
+    -e 's/@controller_port@/9093/' -e 's/@scram_port@/9094/' -e "s|@keystore@|$KAFKA_TLS_DIR/broker.pem|" \
     -e "s|@truststore@|$KAFKA_TLS_DIR/ca.crt|" -e "s/@super_users@/${KAFKA_SUPER_USERS:?with KAFKA_TLS_DIR}/" \
     /opt/kafka/kraft-tls.properties >>"$data/server.properties"
 fi
@@ -88,7 +89,7 @@ COPY kafka-kraft /usr/local/bin/
 RUN mkdir -p /var/lib/kafka && chown 10001:10001 /var/lib/kafka
 USER 10001:10001
 VOLUME /var/lib/kafka
-EXPOSE 9092
+EXPOSE 9092 9094
 ENTRYPOINT ["/usr/local/bin/kafka-kraft"]
 LABEL org.opencontainers.image.description="Apache Kafka $kafka_version, one KRaft node, made by offline/kafka-image.sh"
 DOCKERFILE

@@ -205,6 +205,16 @@ class KafkaTls:
             "KAFKA_KEY_FILE": str(key),
         }
 
+    def scram_env(self, username: str, password_file: Path) -> dict[str, str]:
+        """The KAFKA_* settings of a service connecting as SCRAM user `username` (no certificate)."""
+        return {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_CA_FILE": str(self.ca_file),
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": username,
+            "KAFKA_SASL_PASSWORD_FILE": str(password_file),
+        }
+
     def client_security(self, principal: str) -> dict[str, Any]:
         """librdkafka's security settings of a client connecting as `principal`, made as the services
         make theirs."""

@@ -22,8 +22,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-# confluent_kafka.admin re-exports NewTopic without listing it in __all__, which
-# mypy --strict rejects; cimpl is where the class (and its stub) actually lives.
+# confluent_kafka.admin re-exports these without listing them in __all__, which mypy --strict
+# rejects; their modules are where the classes (and their stubs) actually live.
+from confluent_kafka.admin._scram import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 from confluent_kafka.cimpl import NewTopic
 
 from distsum.kafka import clients as kafka_clients
@@ -41,6 +42,7 @@ LOG4J2_PROPERTIES = KAFKA_TOOLS / "log4j2.properties"
 # Of a node locked down with TLS: the node itself and the tooling (readiness, topics, ACLs).
 SUPER_USERS = f"User:{KAFKA_BROKER};User:{KAFKA_TOOLING}"
 
+_SCRAM_ITERATIONS = 4096  # the least Kafka accepts for SCRAM-SHA-512
 _PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.1  # between metadata polls, each of which waits up to 1 s itself
 
@@ -126,10 +128,27 @@ class KafkaBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self.tls = tls
         self.client_security = tls.client_security(KAFKA_TOOLING) if tls else {}
+        # A locked-down node also takes SCRAM-SHA-512 passwords, on a port of their own.
+        self.scram_port = free_port() if tls else None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def scram_bootstrap(self) -> str:
+        """The address of the SCRAM listener (a node started with `tls` only)."""
+        if self.scram_port is None:
+            raise RuntimeError("only a node locked down with tls has a SCRAM listener")
+        return f"127.0.0.1:{self.scram_port}"
+
+    def create_scram_user(self, name: str, password: str, timeout: float = 30) -> None:
+        """Create (or change the password of) the SCRAM-SHA-512 user `name`, as the tooling."""
+        admin = admin_client(self.bootstrap, self.client_security)
+        credential = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, _SCRAM_ITERATIONS)
+        upsert = UserScramCredentialUpsertion(name, credential, password.encode())
+        for future in admin.alter_user_scram_credentials([upsert], request_timeout=timeout).values():
+            future.result(timeout)
 
     @property
     def _kraft_dir(self) -> Path:
@@ -206,6 +225,7 @@ class KafkaBroker:
             listen_host="127.0.0.1",
             advertised_host="127.0.0.1",
             port=self.port,
+            scram_port=self.scram_port,
             controller_port=self.controller_port,
             keystore=tls.broker_keystore,
             truststore=tls.ca_file,

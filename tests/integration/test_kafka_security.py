@@ -1,14 +1,17 @@
-"""Kafka locked down (issue 19), on a real broker that listens with TLS only, requires client
-certificates and enforces ACLs (localstack.certificates.KafkaTls, localstack.kafka_acls): the services work
-with their own identities, a client without a certificate of the CA gets nothing, and each identity can
-do its own part only, so an event forged by anyone but the sum service never reaches the total."""
+"""Kafka locked down (issue 19), on a real broker that listens with TLS only, authenticates every client
+by certificate or SCRAM password and enforces ACLs (localstack.certificates.KafkaTls,
+localstack.kafka_acls): the services work with their own identities either way, a client without a
+certificate of the CA or with a wrong password gets nothing, and each identity can do its own part only,
+so an event forged by anyone but the sum service never reaches the total."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,12 @@ from distsum import event_codec
 from distsum.clients.waiting import wait_until
 from distsum.domain import SumComputed
 from distsum.kafka import clients as kafka_clients
+from distsum.kafka.security import client_security
+from distsum.settings import KafkaSettings
 from localstack.certificates import KAFKA_TOOLING, CertificateAuthority, KafkaTls
 from localstack.kafka_acls import LEDGER_PRINCIPAL, SUM_PRINCIPAL, grant, service_grants
 from localstack.kafka_broker import KafkaBroker, admin_client
-from localstack.stack import QUICK_RECOVERY, LocalStack, create_event_topics
+from localstack.stack import QUICK_RECOVERY, Ledger, LocalStack, create_event_topics
 from tests.services import new_id
 
 TOPIC, DEAD_LETTERS, GROUP = "sums", "sums.dlq", "distsum-ledger"
@@ -35,6 +40,11 @@ class Secured:
     broker: KafkaBroker
     tls: KafkaTls
     stack: LocalStack
+    tmp: Path
+
+    def password_file(self, user: str) -> Path:
+        """The file holding `user`'s SCRAM password (the user exists on the broker)."""
+        return self.tmp / f"{user}.password"
 
     def client(self, principal: str) -> dict[str, Any]:
         """A client's settings as `principal` (a certificate of the broker's CA)."""
@@ -50,7 +60,12 @@ def secured(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         grant(
             admin_client(broker.bootstrap, broker.client_security), service_grants(TOPIC, DEAD_LETTERS, GROUP)
         )
-        yield Secured(broker, tls, LocalStack(resources, broker.bootstrap, TOPIC, work, QUICK_RECOVERY))
+        for user in (SUM_PRINCIPAL, LEDGER_PRINCIPAL):
+            password = secrets.token_urlsafe(24)
+            (work / f"{user}.password").write_text(password + "\n")
+            broker.create_scram_user(user, password)
+        stack = LocalStack(resources, broker.bootstrap, TOPIC, work, QUICK_RECOVERY)
+        yield Secured(broker, tls, stack, work)
 
 
 def produce(config: dict[str, Any], payload: bytes, topic: str = TOPIC) -> KafkaError | None:
@@ -85,18 +100,55 @@ def first_error(consumer: Consumer, seconds: float = 15) -> KafkaError | None:
         consumer.close()
 
 
-def test_the_services_work_with_their_own_identities(secured: Secured) -> None:
+def dead_lettered(ledger: Ledger) -> bool:
+    return ledger.total()["dead_letters"] == 1
+
+
+def test_the_services_work_with_their_own_identities_by_certificate_or_password(secured: Secured) -> None:
     sum_svc = secured.stack.sum_service(env=secured.tls.client_env(SUM_PRINCIPAL))
     ledger = secured.stack.ledger(env={**secured.tls.client_env(LEDGER_PRINCIPAL), "LEDGER_GROUP_ID": GROUP})
+    # The same users by SCRAM password (User:sum-svc whichever way it proves it), on the password
+    # listener; the second ledger has a group of its own under the granted prefix.
+    by_password = {
+        principal: {**secured.tls.scram_env(principal, secured.password_file(principal)),
+                    "KAFKA_BOOTSTRAP_SERVERS": secured.broker.scram_bootstrap}
+        for principal in (SUM_PRINCIPAL, LEDGER_PRINCIPAL)
+    }  # fmt: skip
+    sum_by_password = secured.stack.sum_service(env=by_password[SUM_PRINCIPAL])
+    ledger_by_password = secured.stack.ledger(
+        "ledger-by-password", env={**by_password[LEDGER_PRINCIPAL], "LEDGER_GROUP_ID": f"{GROUP}-by-password"}
+    )
     with sum_svc.client() as client:
         sums = [client.add(new_id(), a, 3).sum for a in (1, 2, 3)]
-    assert sums == [4, 5, 6]
+    with sum_by_password.client() as client:
+        sums.append(client.add(new_id(), 4, 3).sum)
+    assert sums == [4, 5, 6, 7]
     # An undecodable record (written by the tooling, a super user) goes to the dead letters, which the
     # ledger may write.
     assert produce(secured.client(KAFKA_TOOLING), b"\xff not an event") is None
-    total = ledger.client.wait_count(3)
-    assert (total["total"], total["count"]) == ("15", 3)
-    wait_until(lambda: ledger.total()["dead_letters"] == 1, 30, "the undecodable record dead-lettered", 0.2)
+    for reader in (ledger, ledger_by_password):
+        total = reader.client.wait_count(4)
+        assert (total["total"], total["count"]) == ("22", 4)
+        wait_until(partial(dead_lettered, reader), 30, "the undecodable record dead-lettered", 0.2)
+
+
+def test_a_wrong_password_or_an_unknown_user_gets_nothing(secured: Secured) -> None:
+    wrong = secured.tmp / "wrong-password"
+    wrong.write_text("not the password\n")
+    for username, password_file in ((SUM_PRINCIPAL, wrong), ("nobody", secured.password_file(SUM_PRINCIPAL))):
+        kafka = KafkaSettings.model_construct(
+            security_protocol="SASL_SSL",
+            ca_file=secured.tls.ca_file,
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=username,
+            sasl_password_file=password_file,
+        )
+        security = {**client_security(kafka), "log_level": 0}
+        admin = kafka_clients.admin(secured.broker.scram_bootstrap, security=security)
+        with pytest.raises(KafkaException):
+            admin.list_topics(timeout=5)
+        error = produce({"bootstrap.servers": secured.broker.scram_bootstrap, **security}, forged_event())
+        assert error is not None, f"{username}: a record was written"
 
 
 def test_without_a_certificate_of_the_ca_nothing_gets_in(secured: Secured) -> None:
