@@ -1,6 +1,7 @@
 """A local KRaft cluster of N combined broker+controller nodes from KafkaBroker, on free ports
 and a state directory of its own: kill and restart a node, find the node that leads the most
-partitions, and start the whole cluster again on wiped storage (a Kafka log that starts again)."""
+partitions, and start the whole cluster again on wiped storage (a Kafka log that starts again). With
+`tls`, every node is locked down (localstack.kafka_broker.KafkaBroker)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
+from localstack.certificates import KafkaTls
+from localstack.kafka_acls import Grant, grant
 from localstack.kafka_broker import KafkaBroker, admin_client, create_topic, new_cluster_id
 from localstack.ports import free_port
 
@@ -18,7 +21,9 @@ READY_TIMEOUT = 120.0
 
 
 class KafkaCluster:
-    def __init__(self, libs: Path, state: Path, nodes: int = 3, heap: str = "384m") -> None:
+    def __init__(
+        self, libs: Path, state: Path, nodes: int = 3, heap: str = "384m", *, tls: KafkaTls | None = None
+    ) -> None:
         ports = [(free_port(), free_port()) for _ in range(nodes)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
         self.nodes = [
@@ -31,11 +36,15 @@ class KafkaCluster:
                 node_id=i + 1,
                 voters=voters,
                 replication=nodes,
+                tls=tls,
             )
             for i, (port, controller) in enumerate(ports)
         ]
         self.replication = nodes
+        # Locked down, the harness's own calls go as the tooling's super user.
+        self.client_security = self.nodes[0].client_security
         self._topics: list[tuple[str, int]] = []
+        self._grants: list[Grant] = []
         self._lock = threading.Lock()
         self._format_all(new_cluster_id())
 
@@ -68,8 +77,20 @@ class KafkaCluster:
         self.kill_all()
 
     def create_topic(self, name: str, partitions: int, timeout: float = 60) -> None:
-        create_topic(self.bootstrap, name, partitions, timeout, replication_factor=self.replication)
+        create_topic(
+            self.bootstrap,
+            name,
+            partitions,
+            timeout,
+            replication_factor=self.replication,
+            security=self.client_security,
+        )
         self._topics.append((name, partitions))
+
+    def grant(self, grants: list[Grant]) -> None:
+        """Grant ACLs (a locked-down cluster); they are granted again when the cluster starts empty."""
+        grant(admin_client(self.bootstrap, self.client_security), grants)
+        self._grants.extend(grants)
 
     def leaders(self, topic: str, timeout: float = 30) -> dict[int, int]:
         """partition -> leader node id (-1 without a leader), retrying what a node just killed or
@@ -77,7 +98,8 @@ class KafkaCluster:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                meta = admin_client(self.bootstrap).list_topics(topic=topic, timeout=5).topics[topic]
+                admin = admin_client(self.bootstrap, self.client_security)
+                meta = admin.list_topics(topic=topic, timeout=5).topics[topic]
                 if meta.error is None and meta.partitions:
                     return {p: m.leader for p, m in meta.partitions.items()}
                 problem: object = meta.error
@@ -97,7 +119,8 @@ class KafkaCluster:
     def fully_replicated(self, topic: str) -> bool:
         """Every partition has a leader and all replicas in sync."""
         try:
-            meta = admin_client(self.bootstrap).list_topics(topic=topic, timeout=5).topics[topic]
+            admin = admin_client(self.bootstrap, self.client_security)
+            meta = admin.list_topics(topic=topic, timeout=5).topics[topic]
         except (KafkaException, KeyError):
             return False
         if meta.error is not None or not meta.partitions:
@@ -136,4 +159,7 @@ class KafkaCluster:
                     partitions,
                     max(1.0, deadline - time.monotonic()),
                     replication_factor=self.replication,
+                    security=self.client_security,
                 )
+            if self._grants:
+                grant(admin_client(self.bootstrap, self.client_security), self._grants)

@@ -20,13 +20,17 @@ from distsum.clients.sum_service import SumClient, health_status
 from distsum.clients.waiting import wait_until
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
-from localstack.certificates import LocalTls
-from localstack.kafka_broker import KafkaBroker, ensure_kafka_libs
+from localstack.certificates import KafkaTls, LocalTls
+from localstack.kafka_acls import LEDGER_PRINCIPAL, SUM_PRINCIPAL, grant, service_grants
+from localstack.kafka_broker import KafkaBroker, admin_client, ensure_kafka_libs
 from localstack.kafka_cluster import KafkaCluster
 from localstack.ports import free_port
 from localstack.processes import ManagedProcess, python_module
 
 TOPIC = "sums"
+# The consumer groups a locked-down local stack lets the ledger use: any named distsum-* (the default,
+# and the soak's and tests' own).
+LOCAL_LEDGER_GROUPS = "distsum-"
 START_TIMEOUT = 60.0
 # The ledger's pause before it tries Kafka or its store again, shorter than a cluster's default so the
 # faults the tests and the soak inject recover in their time.
@@ -162,6 +166,11 @@ class LocalStack:
     kafka: Kafka | None = None
     # Both services with mutual TLS, and the harness's clients with its client certificate.
     tls: LocalTls | None = None
+    # A locked-down Kafka: each service connects with its own client certificate.
+    kafka_tls: KafkaTls | None = None
+
+    def _kafka_identity(self, principal: str) -> Mapping[str, str]:
+        return self.kafka_tls.client_env(principal) if self.kafka_tls else {}
 
     def _start(self, name: str, module: str, env: dict[str, str]) -> ManagedProcess:
         process = ManagedProcess(
@@ -192,6 +201,7 @@ class LocalStack:
             "sum_svc",
             {
                 **self.service_env,
+                **self._kafka_identity(SUM_PRINCIPAL),
                 **(tls.server_env() if tls else {}),
                 "SUM_GRPC_HOST": "127.0.0.1",
                 "SUM_GRPC_PORT": str(grpc_port),
@@ -228,6 +238,7 @@ class LocalStack:
             "ledger_svc",
             {
                 **self.service_env,
+                **self._kafka_identity(LEDGER_PRINCIPAL),
                 **(self.tls.server_env() if self.tls else {}),
                 "LEDGER_HTTP_HOST": "127.0.0.1",
                 "LEDGER_HTTP_PORT": str(port),
@@ -256,20 +267,31 @@ def local_stack(
     topic: str = TOPIC,
     service_env: Mapping[str, str] | None = None,
     tls: LocalTls | None = None,
+    kafka_tls: KafkaTls | None = None,
 ) -> Iterator[LocalStack]:
     """Kafka up with the events' topics (a single broker on the given ports, or a cluster of
     `kafka_nodes` on free ports), and a LocalStack on it (with mutual TLS to the sum service when `tls`
-    is given); everything stops when the block ends."""
+    is given); everything stops when the block ends. With `kafka_tls`, Kafka is locked down and each
+    service gets only its own grants (localstack.kafka_acls; the ledger's for every group named
+    distsum-*)."""
     libs = ensure_kafka_libs()
     with contextlib.ExitStack() as resources:
         kafka: KafkaBroker | KafkaCluster
         if kafka_nodes == 1:
             kafka = resources.enter_context(
-                KafkaBroker(libs, state_dir / "kafka", kafka_port, controller_port)
+                KafkaBroker(libs, state_dir / "kafka", kafka_port, controller_port, tls=kafka_tls)
             )
         else:
-            kafka = KafkaCluster(libs, state_dir, kafka_nodes)
+            kafka = KafkaCluster(libs, state_dir, kafka_nodes, tls=kafka_tls)
             resources.callback(kafka.stop)
             kafka.start()
         create_event_topics(kafka, topic, partitions)
-        yield LocalStack(resources, kafka.bootstrap, topic, state_dir, service_env or {}, kafka, tls)
+        if kafka_tls is not None:
+            grants = service_grants(topic, LedgerSettings().dead_letters_for(topic), LOCAL_LEDGER_GROUPS)
+            if isinstance(kafka, KafkaCluster):
+                kafka.grant(grants)
+            else:
+                grant(admin_client(kafka.bootstrap, kafka.client_security), grants)
+        yield LocalStack(
+            resources, kafka.bootstrap, topic, state_dir, service_env or {}, kafka, tls, kafka_tls
+        )

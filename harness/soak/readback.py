@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from confluent_kafka import TopicPartition
 
@@ -47,9 +48,13 @@ class EntryReader:
             time.sleep(0.5)
 
 
-def log_end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+def log_end_offsets(
+    bootstrap: str, topic: str, timeout: float = 10.0, *, security: Mapping[str, Any] | None = None
+) -> dict[int, int]:
     """The end offset (high watermark) of every partition of `topic`."""
-    consumer = kafka_clients.consumer(bootstrap, settings={"group.id": "soak-log-end-offsets"})
+    consumer = kafka_clients.consumer(
+        bootstrap, settings={"group.id": "soak-log-end-offsets"}, security=security
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
         return {

@@ -52,6 +52,7 @@ def text(result: dict[str, Any]) -> str:
     c, load = result["check"], result["load"]
     lines = [
         f"seed {result['seed']} (replay: SOAK_SEED={result['seed']}), {result['duration_s']:.0f} s",
+        f"Kafka security protocol by service: {result.get('kafka_security', 'not started')}",
         f"requests: {load['new_requests']} new ids, {load['duplicates_sent']} duplicates, "
         f"{load['conflicts_sent']} conflicting reuses; attempts by status {load['attempts_by_status']}",
         f"answers the contract does not allow: {load['disallowed_answers']} {load['disallowed_examples']}; "

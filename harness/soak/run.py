@@ -73,7 +73,9 @@ def _settle(soak: stack.Stack, wanted: set[str]) -> tuple[list[Entry], Total, st
     try:
         readback.wait_consumed(
             lambda: store.next_offsets(TOPIC),
-            lambda: readback.log_end_offsets(soak.cluster.bootstrap, TOPIC),
+            lambda: readback.log_end_offsets(
+                soak.cluster.bootstrap, TOPIC, security=soak.cluster.client_security
+            ),
             SETTLE_TIMEOUT,
         )
     except RuntimeError as exc:  # the count the checker reads then says what is missing
@@ -211,6 +213,8 @@ def soak_run(
         say(f"seed {s.seed}; starting 3 Kafka nodes, two sum services and the ledger in {state}")
         soak = stack.start(resources, state, s.volume_mib)
         say(f"stack ready; the ledger's volume is a {soak.volume_note}")
+        # What the services proved themselves to Kafka with (SSL: each its own client certificate).
+        result["kafka_security"] = {p.name: p.env.get("KAFKA_SECURITY_PROTOCOL") for p in soak.processes()}
         done = _load(s, soak, stop, say)
         clients: Clients = done["clients"]
         say("waiting for the ledger to apply every acknowledged id and settle")

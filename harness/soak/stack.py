@@ -1,7 +1,7 @@
-"""The soak's stack, from localstack: a 3-node KRaft cluster, two sum services and the ledger, on ports
-that stay theirs (so a killed process comes back where its clients look for it) and in a state directory
-of its own. The ledger's volume is a small tmpfs when this machine allows mounting one, so it can be
-filled up."""
+"""The soak's stack, from localstack: a 3-node KRaft cluster locked down (TLS, a client certificate per
+service, ACLs), two sum services and the ledger, on ports that stay theirs (so a killed process comes
+back where its clients look for it) and in a state directory of its own. The ledger's volume is a small
+tmpfs when this machine allows mounting one, so it can be filled up."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from localstack.certificates import KafkaTls
 from localstack.kafka_cluster import KafkaCluster
+from localstack.processes import ManagedProcess
 from localstack.stack import QUICK_RECOVERY, Ledger, SumService, local_stack
 
 PARTITIONS = 6
@@ -25,8 +27,11 @@ class Stack:
     ledger: Ledger
     volume_note: str  # what the ledger's volume is, or why it is a plain directory
 
+    def processes(self) -> list[ManagedProcess]:
+        return [*(s.process for s in self.sums), self.ledger.process]
+
     def logs(self) -> dict[str, Path]:
-        return {p.name: p.log_path for p in (*(s.process for s in self.sums), self.ledger.process)}
+        return {p.name: p.log_path for p in self.processes()}
 
 
 def _mount_tmpfs(path: Path, size_mib: int) -> str:
@@ -53,8 +58,12 @@ def start(resources: contextlib.ExitStack, state: Path, volume_mib: int) -> Stac
     """Everything up and ready; every process (and the mount) is undone when `resources` closes."""
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
+    # Kafka locked down as the chart runs it: the guarantees are measured in the secure configuration.
+    kafka_tls = KafkaTls(state / "kafka-tls")
     local = resources.enter_context(
-        local_stack(state, kafka_nodes=3, partitions=PARTITIONS, service_env=QUICK_RECOVERY)
+        local_stack(
+            state, kafka_nodes=3, partitions=PARTITIONS, service_env=QUICK_RECOVERY, kafka_tls=kafka_tls
+        )
     )
     assert isinstance(local.kafka, KafkaCluster)
     sums = [local.sum_service(f"sum-svc-{n}", wait=False) for n in (1, 2)]

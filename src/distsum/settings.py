@@ -42,6 +42,15 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     sasl_username: str | None = None
     sasl_password_file: Path | None = None
+    # How often the credential files are compared with what the clients were made with, and the longest
+    # a replica waits at random before restarting for new ones (so replicas do not all go at once).
+    credentials_check_seconds: PositiveSeconds = 30
+    credentials_restart_spread_seconds: float = Field(default=120, ge=0, le=86400)
+
+    def credential_files(self) -> list[Path]:
+        """The files the clients read their credentials from when they are made."""
+        files = (self.ca_file, self.cert_file, self.key_file, self.sasl_password_file)
+        return [path for path in files if path is not None]
 
     @model_validator(mode="after")
     def _complete(self) -> KafkaSettings:
@@ -67,8 +76,7 @@ class KafkaSettings(BaseSettings):
             raise ValueError(
                 "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD_FILE"
             )
-        files = [path for path in (*tls_files.values(), self.sasl_password_file) if path is not None]
-        unreadable = [str(path) for path in files if not os.access(path, os.R_OK)]
+        unreadable = [str(path) for path in self.credential_files() if not os.access(path, os.R_OK)]
         if unreadable:
             raise ValueError(f"Kafka credential files cannot be read: {', '.join(unreadable)}")
         return self

@@ -21,6 +21,7 @@ from types import FrameType
 from distsum import logs, settings, tls
 from distsum.processes import die_with_parent
 from ledger_svc.config import LedgerSettings
+from ledger_svc.consume.main import EXIT_CREDENTIALS_ROTATED
 from ledger_svc.ops import server as metrics_port
 
 log = logging.getLogger("ledger_svc")
@@ -90,7 +91,11 @@ def main() -> None:
 
     exited_name, exit_code = _wait_for_first_exit(children)
     if not stopping:
-        log.error("child exited; stopping the ledger", extra={"child": exited_name, "exit_code": exit_code})
+        if (exited_name, exit_code) == ("consumer", EXIT_CREDENTIALS_ROTATED):
+            log.warning("the consumer stopped for new Kafka credentials; restarting the ledger")
+        else:
+            exited = {"child": exited_name, "exit_code": exit_code}
+            log.error("child exited; stopping the ledger", extra=exited)
         for child in children.values():
             if child.poll() is None:
                 child.terminate()

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from distsum import logs, ops_server, settings, telemetry, tls
-from distsum.kafka.security import client_security
+from distsum.kafka.security import CredentialRotation, client_security
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 from sum_svc import limits, metrics, reflection
 from sum_svc.access import CallerCheck
@@ -33,6 +33,11 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
 
+    def restart_for_new_credentials() -> None:
+        loop.call_soon_threadsafe(stop_requested.set)
+
+    # Made before the producer, so that a rotation while it is being made is noticed too.
+    rotation = CredentialRotation(kafka, restart_for_new_credentials)
     record = IdempotencyRecord(config.idempotency_max_entries, config.idempotency_ttl_seconds)
 
     def forget_acknowledgements() -> None:
@@ -82,6 +87,7 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
     ops_server.serve("0.0.0.0", config.metrics_port, REGISTRY, ready=health.is_serving)
     await server.start()
     await health.start()
+    rotation.start()
     log.info(
         "sum service started",
         extra={
@@ -96,6 +102,7 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
     )
 
     await stop_requested.wait()
+    rotation.stop()
     log.info("stopping: draining in-flight requests", extra={"grace_seconds": config.shutdown_grace_seconds})
     await health.shut_down()
     await server.stop(config.shutdown_grace_seconds)

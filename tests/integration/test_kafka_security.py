@@ -24,6 +24,7 @@ from distsum.domain import SumComputed
 from distsum.kafka import clients as kafka_clients
 from distsum.kafka.security import client_security
 from distsum.settings import KafkaSettings
+from ledger_svc.consume.main import EXIT_CREDENTIALS_ROTATED
 from localstack.certificates import KAFKA_TOOLING, CertificateAuthority, KafkaTls
 from localstack.kafka_acls import LEDGER_PRINCIPAL, SUM_PRINCIPAL, grant, service_grants
 from localstack.kafka_broker import KafkaBroker, admin_client
@@ -192,3 +193,44 @@ def test_each_identity_does_its_own_part_only(secured: Secured) -> None:
     for principal in (LEDGER_PRINCIPAL, "intruder"):
         error = produce(secured.client(principal), forged_event())
         assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (principal, error)
+
+
+def test_rotated_credentials_restart_each_service_and_lose_nothing(secured: Secured) -> None:
+    # Each service's own copy of its key pair, checked every half second and acted on at once.
+    files = secured.tmp / "rotating"
+    quick = {"KAFKA_CREDENTIALS_CHECK_SECONDS": "0.5", "KAFKA_CREDENTIALS_RESTART_SPREAD_SECONDS": "0"}
+
+    def identity(principal: str) -> dict[str, str]:
+        cert, key = secured.tls.ca.issue(principal, client=True).write(files, principal)
+        return {**secured.tls.client_env(principal), "KAFKA_CERT_FILE": str(cert), "KAFKA_KEY_FILE": str(key)}
+
+    def renew(principal: str) -> None:
+        """As the user operator renews a certificate: same CA and name, new key, files replaced."""
+        secured.tls.ca.issue(principal, client=True).write(files, principal)
+
+    sum_svc = secured.stack.sum_service("sum-rotating", env={**identity(SUM_PRINCIPAL), **quick})
+    ledger = secured.stack.ledger(
+        "ledger-rotating",
+        env={**identity(LEDGER_PRINCIPAL), **quick, "LEDGER_GROUP_ID": f"{GROUP}-rotating"},
+    )
+    ids = [new_id() for _ in range(6)]
+    with sum_svc.client() as client:
+        for request_id in ids[:3]:
+            client.add(request_id, 1, 1)
+
+    renew(SUM_PRINCIPAL)
+    assert sum_svc.process.wait(30) == 0, "the sum service did not stop for its new certificate"
+    sum_svc.restart()
+    with sum_svc.client() as client:
+        for request_id in ids[3:]:
+            client.add(request_id, 1, 1)
+
+    renew(LEDGER_PRINCIPAL)
+    assert ledger.process.wait(30) == EXIT_CREDENTIALS_ROTATED, ledger.process.log_tail()
+    ledger.restart()
+
+    def applied() -> list[str] | None:
+        mine = [e["request_id"] for e in ledger.client.entries() if e["request_id"] in ids]
+        return mine if len(mine) >= len(ids) else None
+
+    assert sorted(wait_until(applied, 60, "every Add applied after both restarts", 0.5)) == sorted(ids)

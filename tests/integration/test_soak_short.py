@@ -37,6 +37,8 @@ def test_a_short_soak_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> 
     assert check["total_matches_entries"] and check["total_file_matches"], check
     assert check["acknowledged"] == check["sent_ids"] == SHORT["requests"], check
     assert result["load"]["disallowed_answers"] == 0, result["load"]["disallowed_examples"]
+    # Measured in the secure configuration: every service connected with its own client certificate.
+    assert result["kafka_security"] == {"sum-svc-1": "SSL", "sum-svc-2": "SSL", "ledger": "SSL"}
     assert {kind: f["count"] for kind, f in faults.items()} == {
         "sum_kill": 2,
         "ledger_kill": 2,

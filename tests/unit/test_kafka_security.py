@@ -4,13 +4,14 @@ librdkafka settings every client is made with."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from distsum import settings
 from distsum.kafka import clients as kafka_clients
-from distsum.kafka.security import client_security
+from distsum.kafka.security import CredentialRotation, client_security
 from distsum.settings import ConfigurationError, KafkaSettings
 
 
@@ -111,3 +112,28 @@ def test_an_incomplete_security_setting_stops_the_service_naming_it(
     with pytest.raises(ConfigurationError) as refused:
         kafka_from(monkeypatch, **resolved)
     assert complaint in str(refused.value)
+
+
+def test_a_changed_credential_file_asks_for_a_restart_and_unchanged_ones_do_not(
+    monkeypatch: pytest.MonkeyPatch, files: dict[str, str]
+) -> None:
+    kafka = kafka_from(
+        monkeypatch,
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_CA_FILE=files["ca.crt"],
+        KAFKA_SASL_USERNAME="sum-svc",
+        KAFKA_SASL_PASSWORD_FILE=files["password"],
+        KAFKA_CREDENTIALS_CHECK_SECONDS="0.02",
+        KAFKA_CREDENTIALS_RESTART_SPREAD_SECONDS="0",
+    )
+    restarted = threading.Event()
+    rotation = CredentialRotation(kafka, restarted.set)
+    rotation.start()
+    try:
+        # Twenty-five checks of the same files (touched, not changed) ask for nothing.
+        os.utime(files["password"])
+        assert not restarted.wait(0.5)
+        Path(files["password"]).write_text("the new password\n")
+        assert restarted.wait(10), "no restart after the password file changed"
+    finally:
+        rotation.stop()

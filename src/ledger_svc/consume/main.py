@@ -8,6 +8,7 @@ import sys
 import threading
 
 from distsum import logs, settings, telemetry
+from distsum.kafka.security import CredentialRotation
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume.kafka_clients import DeadLetterPublisher, KafkaLogInspector, new_consumer
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 EXIT_STORE_REFUSED = 3
 EXIT_KAFKA_FATAL = 4
+EXIT_CREDENTIALS_ROTATED = 5
 
 
 def _open_store(config: LedgerSettings, stop: threading.Event) -> LedgerWriter | None:
@@ -46,10 +48,18 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    rotated = threading.Event()
+
+    def restart_for_new_credentials() -> None:
+        rotated.set()
+        stop.set()
+
+    rotation = CredentialRotation(kafka, restart_for_new_credentials)
 
     writer = _open_store(config, stop)
     if writer is None:
         return
+    rotation.start()
     try:
         dead_letters = DeadLetterPublisher(kafka, config.dead_letters_for(kafka.topic))
         LedgerConsumer(
@@ -67,8 +77,14 @@ def main() -> None:
         )
         sys.exit(EXIT_KAFKA_FATAL)
     finally:
+        rotation.stop()
         writer.close()
         telemetry.shutdown_tracing()
+    if rotated.is_set():
+        # The ledger stops as a whole and Kubernetes starts it again: its clients are made anew, with the
+        # new credentials, and the store resumes from its own offsets.
+        log.info("consumer stopped for new Kafka credentials")
+        sys.exit(EXIT_CREDENTIALS_ROTATED)
     log.info("consumer stopped")
 
 
