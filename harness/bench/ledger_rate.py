@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from distsum.clients.ledger import LedgerClient, LedgerUnavailable
 from distsum.domain import SumComputed
@@ -23,10 +24,10 @@ class RateTimeout(RuntimeError):
     pass
 
 
-def fill_topic(bootstrap: str, topic: str, events: int) -> int:
+def fill_topic(bootstrap: str, topic: str, events: int, security: Mapping[str, Any] | None = None) -> int:
     """Produce `events` SumComputed records (a = i, b = 1), as the sum service would; return the sum of
     their sums, which the ledger's total must then equal."""
-    producer = kafka_clients.producer(bootstrap, settings={"linger.ms": 20})
+    producer = kafka_clients.producer(bootstrap, settings={"linger.ms": 20}, security=security)
     total = 0
     for i in range(events):
         request_id = str(uuid.uuid4())
@@ -51,10 +52,17 @@ def rate(start_count: int, start: float, end_count: int, end: float) -> float:
     return (end_count - start_count) / (end - start)
 
 
-def raw_consume_eps(bootstrap: str, topic: str, events: int, timeout: float = 300) -> float:
+def raw_consume_eps(
+    bootstrap: str,
+    topic: str,
+    events: int,
+    timeout: float = 300,
+    security: Mapping[str, Any] | None = None,
+) -> float:
     """A bare consumer loop (no decoding, no store): the floor of what any reader of the topic costs."""
     consumer = kafka_clients.consumer(
         bootstrap,
+        security=security,
         settings={
             "group.id": f"bench-raw-{uuid.uuid4()}",
             "auto.offset.reset": "earliest",

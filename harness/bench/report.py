@@ -26,6 +26,11 @@ DEFINITIONS = {
     "tls_rps_ratio": "Add rps with mutual TLS / Add rps in plaintext, at concurrency "
     f"{HEADLINE_CONCURRENCY}: two sum services of the same stack measured in turns, median over rounds.",
     "tls_cpu_ratio": "CPU ms per Add with mutual TLS / CPU ms per Add in plaintext, in the same runs.",
+    "kafka_tls_rps_ratio": "Add rps with Kafka locked down (TLS, a client certificate, ACLs) / Add rps "
+    "against a plaintext Kafka, at concurrency "
+    f"{HEADLINE_CONCURRENCY}: two sum services of the same run, each on its own broker, in turns.",
+    "kafka_tls_cpu_ratio": "CPU ms per Add of the sum service with Kafka locked down / against a plaintext "
+    "Kafka, in the same runs (the brokers' CPU is not counted).",
     "audit_log_us_per_call": "Microseconds an admitted call spends in the identity check and its aggregated "
     "audit line (distsum.tls.Admission, timed in the bench's process).",
     "ledger_apply_eps": "Events per second a fresh ledger applies into its store from a pre-filled topic "
@@ -125,17 +130,21 @@ def markdown(result: dict[str, Any]) -> str:
         places = 3 if key.startswith("cpu") or key.endswith("ratio") else 1
         places = 2 if key.endswith("_us_per_call") else places
         lines.append(f"| `{key}` | {_num(result[key], places)} | {definition} |")
-    tls = result["tls_comparison"]
     lines += [
         "",
         f"| Add at concurrency {HEADLINE_CONCURRENCY} | rps | p50 ms | p99 ms | CPU ms/call |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in ("tls", "plaintext"):
-        row = tls[name]
-        cells = [_num(row["rps"], 0), _num(row["p50_ms"]), _num(row["p99_ms"])]
-        cells.append(_num(row["cpu_ms_per_call"], 3))
-        lines.append(f"| {'mutual TLS' if name == 'tls' else 'plaintext'} | " + " | ".join(cells) + " |")
+    comparisons = {
+        "tls_comparison": ("mutual TLS", "plaintext"),
+        "kafka_security_comparison": ("Kafka locked down", "Kafka in plaintext"),
+    }
+    for key, labels in comparisons.items():
+        for name, label in zip(("tls", "plaintext"), labels, strict=True):
+            row = result[key][name]
+            cells = [_num(row["rps"], 0), _num(row["p50_ms"]), _num(row["p99_ms"])]
+            cells.append(_num(row["cpu_ms_per_call"], 3))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
     for t in result["targets"]:
         verdict = "pass" if t["pass"] else "**missed**"

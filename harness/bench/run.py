@@ -26,11 +26,13 @@ from bench import audit, audit_log_cost, ghz, ledger_rate, plot, report
 from bench.proc_cpu import group_ticks, ms_per_call
 from bench.settings import BenchSettings
 from distsum import settings as config
+from ledger_svc.config import LedgerSettings
 from localstack import results
-from localstack.certificates import LocalTls
+from localstack.certificates import KafkaTls, LocalTls
 from localstack.go_tools import go_tool
-from localstack.kafka_broker import ensure_kafka_libs
-from localstack.stack import create_event_topics, local_stack
+from localstack.kafka_acls import grant, service_grants
+from localstack.kafka_broker import KafkaBroker, admin_client, ensure_kafka_libs
+from localstack.stack import LOCAL_LEDGER_GROUPS, create_event_topics, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -113,10 +115,11 @@ class GrpcBench:
         return cpu_ms / calls
 
 
-def tls_cost(with_tls: GrpcBench, plaintext: GrpcBench, s: BenchSettings) -> dict[str, Any]:
-    """Add at the headline concurrency on two sum services of one stack, with mutual TLS and plaintext,
-    alternating which goes first each round so that a drift of the machine weighs on both alike."""
-    benches = {"tls": with_tls, "plaintext": plaintext}
+def security_cost(secured: GrpcBench, plaintext: GrpcBench, s: BenchSettings) -> dict[str, Any]:
+    """Add at the headline concurrency on two sum services of one run that differ in one link's
+    security, alternating which goes first each round so that a drift of the machine weighs on both
+    alike. Keys `tls` (secured) and `plaintext`, and the ratios of the first to the second."""
+    benches = {"tls": secured, "plaintext": plaintext}
     measured: dict[str, list[tuple[ghz.GhzResult, float]]] = {name: [] for name in benches}
     plaintext.call(ghz.ADD, WARMUP_CALLS, 10)
     for round_ in range(s.rounds):
@@ -149,11 +152,25 @@ def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
 
 
 def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
-    _say("starting Kafka, the sum service (mutual TLS, and a plaintext one to compare) and the ledger")
+    _say(
+        "starting Kafka locked down, the sum service (mutual TLS, and a plaintext one to compare), the ledger"
+    )
     tls = LocalTls(state / "tls")
-    with local_stack(state, partitions=s.partitions, tls=tls) as stack:
+    with local_stack(
+        state, partitions=s.partitions, tls=tls, kafka_tls=KafkaTls(state / "kafka-tls")
+    ) as stack:
+        assert isinstance(stack.kafka, KafkaBroker)
+        tooling = stack.kafka.client_security
         sum_svc = stack.sum_service()
         plain_svc = stack.sum_service("sum-plaintext", plaintext=True)
+        # The same sum service on a plaintext Kafka of its own (same settings otherwise), to compare.
+        open_kafka = stack.resources.enter_context(
+            KafkaBroker(ensure_kafka_libs(), state / "kafka-plaintext")
+        )
+        create_event_topics(open_kafka, stack.topic, s.partitions)
+        open_kafka_svc = dataclasses.replace(
+            stack, bootstrap=open_kafka.bootstrap, kafka=open_kafka, kafka_tls=None
+        ).sum_service("sum-kafka-plaintext")
         ledger = stack.ledger(
             "ledger", env={"LEDGER_GROUP_ID": "distsum-ledger", "LEDGER_GROUP_INSTANCE_ID": "ledger"}
         )
@@ -167,7 +184,12 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
         plain_bench = GrpcBench(
             ghz_bin, plain_svc.target, plain_svc.process.pid, None, grpc_bench.sent, grpc_bench.run_ids
         )
-        tls_comparison = tls_cost(grpc_bench, plain_bench, s)
+        tls_comparison = security_cost(grpc_bench, plain_bench, s)
+        _say("the cost of Kafka's TLS and client certificates: Add against a locked-down and an open Kafka")
+        open_kafka_bench = GrpcBench(
+            ghz_bin, open_kafka_svc.target, open_kafka_svc.process.pid, client_tls, [], grpc_bench.run_ids
+        )
+        kafka_comparison = security_cost(grpc_bench, open_kafka_bench, s)
 
         _say("waiting for the ledger to apply every acknowledged Add")
         ledger.client.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
@@ -187,8 +209,13 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
         _say(f"ledger apply rate: {s.events:,} events into topic {APPLY_TOPIC!r}, then a bare consumer")
         assert stack.kafka is not None
         create_event_topics(stack.kafka, APPLY_TOPIC, s.partitions)
-        filled_total = ledger_rate.fill_topic(stack.bootstrap, APPLY_TOPIC, s.events)
-        raw_eps = ledger_rate.raw_consume_eps(stack.bootstrap, APPLY_TOPIC, s.events)
+        apply_dead_letters = LedgerSettings().dead_letters_for(APPLY_TOPIC)
+        grant(
+            admin_client(stack.bootstrap, tooling),
+            service_grants(APPLY_TOPIC, apply_dead_letters, LOCAL_LEDGER_GROUPS),
+        )
+        filled_total = ledger_rate.fill_topic(stack.bootstrap, APPLY_TOPIC, s.events, tooling)
+        raw_eps = ledger_rate.raw_consume_eps(stack.bootstrap, APPLY_TOPIC, s.events, security=tooling)
         _say(f"raw consume floor {raw_eps:,.0f} events/s; now a fresh ledger on the same topic")
         # Polled from its start, not from /readyz: a ledger can apply a small topic before it reports ready.
         apply_ledger = dataclasses.replace(stack, topic=APPLY_TOPIC).ledger(
@@ -212,6 +239,7 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
         "cpu_ms_per_add": grpc_bench.pooled_cpu_ms(ghz.ADD),
         "cpu_ms_per_check": grpc_bench.pooled_cpu_ms(ghz.CHECK),
         "tls_comparison": tls_comparison,
+        "kafka_security_comparison": kafka_comparison,
         "audit_log_us_per_call": audit_log_cost.admitted_call_us(),
     }
 
@@ -238,6 +266,8 @@ def _result(
         "cpu_ms_per_check": measured["cpu_ms_per_check"],
         "tls_rps_ratio": measured["tls_comparison"]["rps_ratio"],
         "tls_cpu_ratio": measured["tls_comparison"]["cpu_ratio"],
+        "kafka_tls_rps_ratio": measured["kafka_security_comparison"]["rps_ratio"],
+        "kafka_tls_cpu_ratio": measured["kafka_security_comparison"]["cpu_ratio"],
         "audit_log_us_per_call": measured["audit_log_us_per_call"],
         "ledger_apply_eps": measured["ledger_apply_eps"],
         "raw_consume_eps": measured["raw_consume_eps"],
@@ -253,6 +283,7 @@ def _result(
         "by_concurrency": rows,
         "lag_run": measured["lag_run"],
         "tls_comparison": measured["tls_comparison"],
+        "kafka_security_comparison": measured["kafka_security_comparison"],
         "runs": measured["runs"],
     }
     result["targets"] = [t.as_dict() for t in report.targets(result)]

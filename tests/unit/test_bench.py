@@ -234,6 +234,9 @@ def test_markdown_has_a_row_per_concurrency_and_each_target() -> None:
         "tls_cpu_ratio": 1.25,
         "audit_log_us_per_call": 1.234,
         "tls_comparison": {"tls": row, "plaintext": row | {"rps": 1500.0}},
+        "kafka_tls_rps_ratio": 0.95,
+        "kafka_tls_cpu_ratio": 1.05,
+        "kafka_security_comparison": {"tls": row, "plaintext": row | {"rps": 1300.0}},
     }
     result["targets"] = [t.as_dict() for t in report.targets(result | {"add_p99_ms": 61.0})]
     text = report.markdown(result)
@@ -241,6 +244,7 @@ def test_markdown_has_a_row_per_concurrency_and_each_target() -> None:
     assert "| `tls_rps_ratio` | 0.812 |" in text and "| `audit_log_us_per_call` | 1.23 |" in text
     assert "| mutual TLS | 1,234 | 3.0 | 12.5 | 0.300 |" in text
     assert "| plaintext | 1,500 |" in text
+    assert "| `kafka_tls_rps_ratio` | 0.950 |" in text and "| Kafka in plaintext | 1,300 |" in text
     assert "| 50 | 1,234 |" in text
     assert "| `e2e_lag_p99_ms` | n/a |" in text
     assert "| add_p99_ms <= 60 | 61.000 | 60 | **missed** |" in text
