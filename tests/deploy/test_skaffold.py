@@ -250,7 +250,11 @@ def test_external_kafka_profile_deploys_only_the_app_with_the_e2e_values() -> No
         assert templates.pop(repository_key) == f"{{{{.IMAGE_REPO_{skaffold_sanitized(image)}}}}}"
         assert templates.pop(tag_key) == f"{{{{.IMAGE_TAG_{skaffold_sanitized(image)}}}}}"
     assert templates == {}
-    assert app["setValues"] == {"networkPolicy.externalKafka.to": "null", "kafka.authentication": "tls"}
+    assert app["setValues"] == {
+        "networkPolicy.externalKafka.to": "null",
+        "kafka.authentication": "tls",
+        "networkPolicy.externalKafka.ports[0].port": secured_kafka.PORT,
+    }
     assert deploy["kubeContext"] == "kind-distsum", "never whatever cluster happens to be current"
 
 

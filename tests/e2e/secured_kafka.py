@@ -25,6 +25,7 @@ BROKER_SECRET = "kafka-broker-tls"
 TOOLING_SECRET = "kafka-tooling"
 TOPIC, DEAD_LETTERS, LEDGER_GROUP = "sums", "sums.dlq", "distsum-ledger"  # the chart's defaults
 READY_SECONDS = 180
+PORT = 9092  # the image's certificate listener (offline/kafka-image.sh)
 
 
 def secret(name: str, files: dict[str, bytes]) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def start_kafka(apps: Any, batch: Any, core: Any, namespace: str, settings: Sett
     apps.create_namespaced_deployment(namespace, deployment)
     core.create_namespaced_service(namespace, service)
     wait_pods_ready(core, namespace, "app.kubernetes.io/name=kafka", 1, READY_SECONDS)
-    bootstrap = f"{host}:9092"
+    bootstrap = f"{host}:{PORT}"
     mount = "/etc/distsum/kafka"
     grants = [dataclasses.asdict(g) for g in service_grants(TOPIC, DEAD_LETTERS, LEDGER_GROUP)]
     job = topics_job(
@@ -87,6 +88,6 @@ def start_kafka(apps: Any, batch: Any, core: Any, namespace: str, settings: Sett
 
 
 def release_values() -> list[str]:
-    """helm arguments that turn the chart's external-Kafka values (which show SCRAM, with the Secrets
-    named above) to mutual TLS."""
-    return ["--set", "kafka.authentication=tls"]
+    """helm arguments that turn the chart's external-Kafka values (which show SCRAM on port 9093, with
+    the Secrets named above) to mutual TLS on this broker's port."""
+    return ["--set", "kafka.authentication=tls", "--set", f"networkPolicy.externalKafka.ports[0].port={PORT}"]
