@@ -5,7 +5,8 @@ Kinds: `sum_kill` (SIGKILL a sum service's process group, restart it on its port
 (SIGKILL the ledger's whole process group), `consumer_kill` (SIGKILL only the ledger's consumer process;
 its supervisor stops the rest, and the ledger is started again as a container would be),
 `broker_kill` (SIGKILL the node that leads the most partitions, restart it after a pause),
-`full_volume` (fill the ledger's tmpfs volume, hold, free it) and `log_restart` (every node's storage
+`full_volume` (fill the ledger's tmpfs volume, deliver an acknowledged event again so the ledger has
+something to store, hold, free it) and `log_restart` (every node's storage
 wiped under the running ledger: a Kafka log that starts again).
 """
 
@@ -18,9 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from distsum import event_codec
 from distsum.clients.waiting import wait_until
+from distsum.domain import SumComputed
+from distsum.kafka import clients as kafka_clients
 from localstack.stack import TOPIC
 from soak.clients import Clients
 from soak.readback import EntryReader
@@ -181,6 +186,10 @@ class FaultDriver:
                 raise
         finally:
             blob.close()
+        # The ledger notices a full volume only when it writes; once the clients are done nothing new
+        # would come. An acknowledged event delivered again (which it must not count twice) gives it a
+        # batch to store, whether or not the load still runs.
+        self._redeliver_one()
         degraded = False
         hold_until = time.monotonic() + self.rng.uniform(5.0, 15.0)
         while time.monotonic() < hold_until and not self.stop.is_set():
@@ -195,6 +204,20 @@ class FaultDriver:
             # that does not tell): either way the run must not count it as survived.
             raise RuntimeError("the ledger's volume was full, yet /readyz never reported degraded")
         return "ledger volume", "readyz reported degraded"
+
+    def _redeliver_one(self) -> None:
+        """Write one acknowledged event to the topic again, as the sum service wrote it (as the tooling)."""
+        acknowledged = sorted(self.clients.acknowledged_ids())
+        if not acknowledged:
+            return  # nothing acknowledged yet: the load has just begun and still brings new events
+        request_id = self.rng.choice(acknowledged)
+        sent = self.clients.sent[request_id]
+        event = SumComputed(request_id, sent.a, sent.b, sent.a + sent.b, datetime.now(UTC))
+        cluster = self.soak.cluster
+        producer = kafka_clients.producer(cluster.bootstrap, security=cluster.client_security)
+        producer.produce(TOPIC, key=request_id.encode(), value=event_codec.encode(event))
+        if producer.flush(RECOVERY_TIMEOUT) != 0:
+            raise RuntimeError("an acknowledged event could not be delivered again within the deadline")
 
     def _log_restart(self) -> tuple[str, str]:
         """Hold the clients, let the ledger apply every acknowledged id (an acknowledged event the old log
