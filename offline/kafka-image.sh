@@ -59,8 +59,8 @@ sed -e 's/@node_id@/1/' -e "s/@voters@/1@127.0.0.1:9093/" -e 's/@listen_host@//'
   -e 's/@replication@/1/' -e 's/@min_insync@/1/' \
   /opt/kafka/kraft-node.properties >"$data/server.properties"
 if [ -n "${KAFKA_TLS_DIR:-}" ]; then
-  sed -e 's/@listen_host@//' -e "s/@advertised_host@/$host/" -e 's/@port@/9092/' \
-    -e 's/@controller_port@/9093/' -e 's/@scram_port@/9094/' -e "s|@keystore@|$KAFKA_TLS_DIR/broker.pem|" \
+  sed -e 's/@listen_host@//g' -e "s/@advertised_host@/$host/g" -e 's/@port@/9092/g' \
+    -e 's/@controller_port@/9093/g' -e 's/@scram_port@/9094/g' -e "s|@keystore@|$KAFKA_TLS_DIR/broker.pem|" \
     -e "s|@truststore@|$KAFKA_TLS_DIR/ca.crt|" -e "s/@super_users@/${KAFKA_SUPER_USERS:?with KAFKA_TLS_DIR}/" \
     /opt/kafka/kraft-tls.properties >>"$data/server.properties"
 fi

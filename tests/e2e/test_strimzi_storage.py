@@ -1,7 +1,7 @@
 """An upgrade that changes the Kafka storage type of a running KafkaNodePool is refused with the way
 forward (Strimzi would keep the old storage and only log a warning).
 
-No Strimzi operator can run offline, so the test serves Strimzi's three kinds through stand-in CRDs that
+No Strimzi operator can run offline, so the test serves Strimzi's four kinds through stand-in CRDs that
 accept any spec: enough for the chart to install its Strimzi objects and to read the live pool back."""
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import kubernetes, restricted_namespace
 from tests.e2e.kube import CHART, Settings
 
-KINDS = {"Kafka": "kafkas", "KafkaNodePool": "kafkanodepools", "KafkaTopic": "kafkatopics"}
+KINDS = {
+    "Kafka": "kafkas",
+    "KafkaNodePool": "kafkanodepools",
+    "KafkaTopic": "kafkatopics",
+    "KafkaUser": "kafkausers",
+}
 
 
 def stand_in_crd(kind: str, plural: str) -> dict[str, Any]:
