@@ -23,7 +23,7 @@ import importlib.resources
 import json
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,18 +120,22 @@ def crd_schemas(crd: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{group}/{kind.lower()}_{version['name']}.json", schema
 
 
-def write_crd_schemas(crd_files: list[Path], out: Path) -> int:
+def write_crd_documents(documents: Iterable[Any], out: Path) -> int:
+    """Write the schemas of every CustomResourceDefinition among the documents; how many were written."""
     count = 0
-    for crd_file in crd_files:
-        for document in yaml.safe_load_all(crd_file.read_text()):
-            if not document or document.get("kind") != "CustomResourceDefinition":
-                continue
-            for relative, schema in crd_schemas(document):
-                target = out / CRD_DIR / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(json.dumps(schema))
-                count += 1
+    for document in documents:
+        if not document or document.get("kind") != "CustomResourceDefinition":
+            continue
+        for relative, schema in crd_schemas(document):
+            target = out / CRD_DIR / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(schema))
+            count += 1
     return count
+
+
+def write_crd_schemas(crd_files: list[Path], out: Path) -> int:
+    return sum(write_crd_documents(yaml.safe_load_all(crd_file.read_text()), out) for crd_file in crd_files)
 
 
 def build(kube_version: str, kubernetes_validate_version: str, crd_files: list[Path], out: Path) -> None:

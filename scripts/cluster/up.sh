@@ -4,7 +4,7 @@
 #      it answers;
 #   2. the namespaces with their Pod Security labels and the Grafana admin Secret (prepare.sh);
 #   3. the Strimzi operator, then kube-prometheus-stack, Loki, Tempo and Alloy (charts and versions pinned
-#      in pins.env, values in k8s/observability/);
+#      in pins.env, packages from scripts/cluster/chart-package.sh, values in k8s/observability/);
 #   4. our images (make images), loaded into the kind node;
 #   5. charts/distributed-sum with values-kind.yaml, waiting until Kafka and the services are ready.
 # Re-running it upgrades everything in place.
@@ -18,7 +18,8 @@
 #
 # Needs make, Go (kind and helm are built from pins.env once; see scripts/cluster/kind.sh for using your
 # own), a Docker engine (started by kind.sh when it is not running) and access to the internet: the
-# charts come from their public chart repositories and the cluster pulls the third-party images itself.
+# cluster pulls the third-party images itself, and the charts come from their public chart repositories
+# unless a directory of their packages is at hand (see chart-package.sh).
 set -euo pipefail
 me="cluster-up"
 # shellcheck source=scripts/lib.sh
@@ -46,14 +47,18 @@ check_prerequisites() {
   [[ -f $APP_VALUES ]] || die "$APP_VALUES is missing"
 }
 
-# install_chart RELEASE CHART REPO VERSION NAMESPACE VALUES_FILE
-# --repo installs straight from the chart repository, so the user's own `helm repo` list is left alone.
+# install_chart PREFIX: install the upstream chart pinned as PREFIX_* in pins.env, with its values file
+# k8s/observability/<chart>.yaml. The chart comes as the package scripts/cluster/chart-package.sh keeps
+# in the cache: the one tests/deploy renders with these same arguments.
 install_chart() {
-  local release=$1 chart=$2 repo=$3 version=$4 namespace=$5 values=$6
-  log "installing $chart $version as '$release' in namespace $namespace"
-  "$helm" upgrade --install "$release" "$chart" --repo "$repo" --version "$version" \
-    --kube-context "$context" --namespace "$namespace" --values "$values" \
-    --wait --timeout "$helm_timeout"
+  local prefix=$1 package
+  local release_var="${prefix}_RELEASE" chart_var="${prefix}_CHART" version_var="${prefix}_VERSION"
+  local namespace_var="${prefix}_NAMESPACE"
+  package="$(scripts/cluster/chart-package.sh "$prefix")"
+  log "installing ${!chart_var} ${!version_var} as '${!release_var}' in namespace ${!namespace_var}"
+  "$helm" upgrade --install "${!release_var}" "$package" \
+    --kube-context "$context" --namespace "${!namespace_var}" \
+    --values "k8s/observability/${!chart_var}.yaml" --wait --timeout "$helm_timeout"
 }
 
 wait_for_crds() {
@@ -61,22 +66,17 @@ wait_for_crds() {
 }
 
 install_operator() {
-  install_chart "$STRIMZI_RELEASE" "$STRIMZI_CHART" "$STRIMZI_REPO" "$STRIMZI_VERSION" \
-    "$STRIMZI_NAMESPACE" k8s/observability/strimzi-kafka-operator.yaml
+  install_chart STRIMZI
   wait_for_crds kafkas.kafka.strimzi.io kafkanodepools.kafka.strimzi.io kafkatopics.kafka.strimzi.io
 }
 
 install_observability() {
-  install_chart "$KPS_RELEASE" "$KPS_CHART" "$KPS_REPO" "$KPS_VERSION" \
-    "$KPS_NAMESPACE" k8s/observability/kube-prometheus-stack.yaml
+  install_chart KPS
   # The app chart's ServiceMonitors and PrometheusRule need these CRDs to be served first.
   wait_for_crds servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com
-  install_chart "$LOKI_RELEASE" "$LOKI_CHART" "$LOKI_REPO" "$LOKI_VERSION" \
-    "$LOKI_NAMESPACE" k8s/observability/loki.yaml
-  install_chart "$TEMPO_RELEASE" "$TEMPO_CHART" "$TEMPO_REPO" "$TEMPO_VERSION" \
-    "$TEMPO_NAMESPACE" k8s/observability/tempo.yaml
-  install_chart "$ALLOY_RELEASE" "$ALLOY_CHART" "$ALLOY_REPO" "$ALLOY_VERSION" \
-    "$ALLOY_NAMESPACE" k8s/observability/alloy.yaml
+  install_chart LOKI
+  install_chart TEMPO
+  install_chart ALLOY
 }
 
 image_tag() {

@@ -212,12 +212,12 @@ class Verdict:
     message: str
 
 
-def kubeconform(files: Sequence[Path]) -> dict[str, list[Verdict]]:
-    """Validate YAML files strictly against the pinned schemas; verdicts per file.
+def kubeconform(files: Sequence[Path], tools: KubeconformTools | None = None) -> dict[str, list[Verdict]]:
+    """Validate YAML files strictly against the pinned schemas (or those of `tools`); verdicts per file.
 
     No -ignore-missing-schemas: an object without a schema is an error, never silently skipped.
     """
-    t = kubeconform_tools()
+    t = tools or kubeconform_tools()
     argv = [
         str(t.kubeconform),
         "-strict",

@@ -3,6 +3,7 @@ kind, docker, helm and make (no cluster is available here). shellcheck runs on e
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import stat
@@ -27,12 +28,42 @@ def test_script_is_executable_and_parses(script: Path) -> None:
 def test_up_script_installs_every_pinned_chart_from_the_pins() -> None:
     up = (CLUSTER_SCRIPTS / "up.sh").read_text()
     for prefix in REMOTE_RELEASES:
-        fields = ("RELEASE", "CHART", "REPO", "VERSION", "NAMESPACE")
-        # The five arguments of install_chart, possibly split over continued lines.
-        assert re.search(r"[\s\\]+".join(rf'"\${prefix}_{field}"' for field in fields), up), prefix
+        assert re.search(rf"^\s*install_chart {prefix}$", up, re.MULTILINE), prefix
     for key, value in pinned().items():
         if key.endswith("_VERSION"):
             assert value not in up, f"up.sh repeats the pin {key}={value}; read it from pins.env"
+
+
+def _chart_package(tmp_path: Path, inputs: Path) -> subprocess.CompletedProcess[str]:
+    return run_cluster_script(
+        "chart-package.sh", tmp_path, "TEMPO",
+        DISTSUM_CACHE_DIR=str(tmp_path / "cache"), DISTSUM_UPSTREAM_DIR=str(inputs), DISTSUM_HELM="false",
+    )  # fmt: skip
+
+
+def test_chart_package_is_cached_only_when_its_checksum_matches(tmp_path: Path) -> None:
+    package = f"tempo-{pinned()['TEMPO_VERSION']}.tgz"
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / package).write_bytes(b"a chart package")
+    digest = hashlib.sha256(b"a chart package").hexdigest()
+    (inputs / "SHA256SUMS").write_text(f"{'0' * 64}  {package}\n")
+    refused = _chart_package(tmp_path, inputs)
+    assert refused.returncode != 0 and "does not match its checksum" in refused.stderr, refused.stderr
+    assert not (tmp_path / "cache" / "charts" / package).exists()
+
+    (inputs / "SHA256SUMS").write_text(f"{digest}  {package}\n")
+    cached = _chart_package(tmp_path, inputs)
+    assert cached.returncode == 0, cached.stderr
+    assert Path(cached.stdout.strip()) == tmp_path / "cache" / "charts" / package
+    (inputs / package).unlink()
+    assert _chart_package(tmp_path, inputs).stdout == cached.stdout, "the cached copy serves later calls"
+
+
+def test_chart_package_without_a_copy_or_the_repository_says_what_to_do(tmp_path: Path) -> None:
+    missing = _chart_package(tmp_path, tmp_path / "nowhere")
+    assert missing.returncode != 0
+    assert "set DISTSUM_UPSTREAM_DIR" in missing.stderr and pinned()["TEMPO_REPO"] in missing.stderr
 
 
 def test_only_chart_repositories_and_cluster_addresses_are_named() -> None:

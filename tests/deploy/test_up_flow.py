@@ -17,36 +17,7 @@ from tests.deploy.layout import (
     pinned,
     skaffold_app_values,
 )
-from tests.deploy.stand_ins import recorded_calls, run_cluster_script, stand_in
-
-# One recorder for every external tool: it logs its command line and answers the few queries up.sh reads.
-RECORDER = """name=${0##*/}
-echo "$name $*" >> "$CALLS"
-case "$name $*" in
-  "docker info --format"*) echo runc-nosysres ;;
-  "kind get clusters") echo distsum ;;
-  "kubectl "*"get secret"*) exit 1 ;;
-  "kubectl "*"create secret"*) cat > /dev/null ;;
-  "kubectl "*"get service"*) printf 'distributed-sum-sum 50051 9464\\ndistributed-sum-ledger 8080\\n' ;;
-  "kubectl "*"get deployment"*) echo deployment.apps/distributed-sum-sum ;;
-  "kubectl "*"get statefulset"*) echo statefulset.apps/distributed-sum-ledger ;;
-esac
-exit 0"""
-
-
-def _up(tmp_path: Path, *args: str, **env_extra: str) -> tuple[list[str], str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("docker", "kind", "helm", "kubectl", "make"):
-        stand_in(bin_dir, tool, RECORDER)
-    # Empty is up.sh's default: the developer's own settings must not change what the test sees.
-    unset = {"DISTSUM_OBSERVABILITY": "", "DISTSUM_IMAGE_TAG": ""}
-    tools = {f"DISTSUM_{tool.upper()}": str(bin_dir / tool) for tool in ("kind", "helm", "kubectl")}
-    done = run_cluster_script(
-        "up.sh", bin_dir, *args, DISTSUM_CLUSTER_PATH="online", **{**unset, **tools, **env_extra}
-    )
-    assert done.returncode == 0, done.stderr
-    return recorded_calls(bin_dir), done.stdout
+from tests.deploy.stand_ins import run_up
 
 
 def _helm_installs(calls: list[str]) -> list[list[str]]:
@@ -73,11 +44,12 @@ def _app_version() -> str:
 
 def _assert_pinned_install(argv: list[str], prefix: str) -> None:
     pins = pinned()
-    assert argv[3:5] == [pins[f"{prefix}_RELEASE"], pins[f"{prefix}_CHART"]]
-    assert _flag(argv, "--repo") == pins[f"{prefix}_REPO"]
-    assert _flag(argv, "--version") == pins[f"{prefix}_VERSION"]
+    assert argv[3] == pins[f"{prefix}_RELEASE"]
+    # The pinned package of scripts/cluster/chart-package.sh, the one tests/deploy renders.
+    assert Path(argv[4]).name == f"{pins[f'{prefix}_CHART']}-{pins[f'{prefix}_VERSION']}.tgz"
+    assert Path(argv[4]).is_file()
     assert _flag(argv, "--namespace") == pins[f"{prefix}_NAMESPACE"]
-    assert _flag(argv, "--values").startswith("k8s/observability/")
+    assert _flag(argv, "--values") == f"k8s/observability/{pins[f'{prefix}_CHART']}.yaml"
     assert "--wait" in argv
 
 
@@ -91,7 +63,7 @@ def _assert_app_install(argv: list[str], profile: str | None) -> None:
 
 
 def test_full_stack_installs_everything_in_order(tmp_path: Path) -> None:
-    calls, out = _up(tmp_path)
+    calls, out = run_up(tmp_path)
     installs = _helm_installs(calls)
     assert len(installs) == len(REMOTE_RELEASES) + 1
     for argv, prefix in zip(installs, REMOTE_RELEASES, strict=False):
@@ -118,9 +90,9 @@ def test_full_stack_installs_everything_in_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_no_observability_installs_only_the_operator_and_the_app(tmp_path: Path, how: str) -> None:
     if how == "flag":
-        calls, out = _up(tmp_path, "--no-observability")
+        calls, out = run_up(tmp_path, "--no-observability")
     else:
-        calls, out = _up(tmp_path, DISTSUM_OBSERVABILITY="0")
+        calls, out = run_up(tmp_path, DISTSUM_OBSERVABILITY="0")
     operator, app = _helm_installs(calls)
     _assert_pinned_install(operator, "STRIMZI")
     _assert_app_install(app, "minimal")
