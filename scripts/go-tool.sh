@@ -10,7 +10,7 @@ me="go-tool.sh"
 # shellcheck source=scripts/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz|syft}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|kube-router|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz|syft}"
 wrapper=""
 ldflags="" # extra -ldflags, for tools that read their version from a variable
 case "$tool" in
@@ -27,6 +27,10 @@ case "$tool" in
   coredns)     module=github.com/coredns/coredns;                      version=$COREDNS_VERSION ;;
   # kind's default storage: rancher's local-path-provisioner.
   local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=$LOCAL_PATH_PROVISIONER_VERSION ;;
+  # The offline e2e cluster's NetworkPolicy enforcer (offline/network-policy-image.sh); it prints its
+  # version from a variable.
+  kube-router) module=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router; version=$KUBE_ROUTER_VERSION
+               ldflags="-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$version" ;;
   etcd)        module=go.etcd.io/etcd/server/v3;                       version=$ETCD_VERSION; wrapper=offline/go/etcd ;;
   pause)       module=distsum.local/tools/pause;                       version=v1;     wrapper=offline/go/pause ;;
   # skaffold and the docker CLI plugin it needs for BuildKit builds (`docker buildx`), for make e2e.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make e2e`: the end-to-end tests (tests/e2e) against a real kind cluster.
 #   1. the cluster distsum-e2e (scripts/cluster/kind.sh up: online or offline path, printed);
-#   2. our images (make images) and the local Kafka image (kafka-image.sh), loaded into the node;
+#   2. our images (make images) and the local Kafka image (kafka-image.sh), loaded into the node; on the
+#      offline path, a NetworkPolicy enforcer too (its bridge CNI enforces none; kind's CNI does online);
 #   3. pytest tests/e2e against the context kind-distsum-e2e (with skaffold run and skaffold dev);
 #   4. the cluster is deleted again, unless DISTSUM_E2E_KEEP=1.
 #   DISTSUM_CLUSTER_PATH=online|offline   force a path (see scripts/cluster/kind.sh)
@@ -36,9 +37,19 @@ timed scripts/docker/build-images.sh
 DISTSUM_E2E_KAFKA_IMAGE="$(timed offline/kafka-image.sh | tail -n 1)"
 export DISTSUM_E2E_KAFKA_IMAGE
 images=("distributed-sum/sum-svc:$image_tag" "distributed-sum/ledger-svc:$image_tag" "$DISTSUM_E2E_KAFKA_IMAGE")
+enforcer=""
+if [[ $path == offline ]]; then
+  enforcer="$(timed offline/network-policy-image.sh | tail -n 1)"
+  images+=("$enforcer")
+fi
 export DISTSUM_E2E_KUBECTL="$kubectl" DISTSUM_E2E_HELM="$helm" DISTSUM_E2E_KIND="$kind"
 export DISTSUM_E2E_IMAGE_TAG="$image_tag" DISTSUM_E2E_CONTEXT="kind-$cluster"
 timed "$kind" load docker-image --name "$cluster" "${images[@]}"
+if [[ -n $enforcer ]]; then
+  sed "s|@image@|$enforcer|" k8s/kind/network-policy-enforcer.yaml | "$kubectl" --context "kind-$cluster" apply -f -
+  timed "$kubectl" --context "kind-$cluster" -n kube-system rollout status daemonset/network-policy-enforcer \
+    --timeout=120s
+fi
 # tests/e2e/test_skaffold.py: the pinned skaffold builds the images itself on the same base (profile
 # offline) with the buildx plugin, and loads them with kind. Building skaffold takes ~4 min once.
 DISTSUM_E2E_SKAFFOLD="$(timed scripts/go-tool.sh skaffold | tail -n 1)"
