@@ -3,9 +3,9 @@ and duplicates sent to three sum replicas counted once."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
 from tests.e2e.kube import (
     Settings,
@@ -15,6 +15,7 @@ from tests.e2e.kube import (
     service_with_port,
     wait_pods_ready,
 )
+from tests.e2e.ledger_audit import audit_applied
 from tests.e2e.tls_clients import ClientCertificate
 
 JOB_SECONDS = 180
@@ -37,7 +38,7 @@ import grpc
 from distsum.tls import grpc_channel_credentials
 from distsum.v1 import sum_pb2, sum_pb2_grpc
 
-count, service, targets = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+count, run_id, service, targets = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 files = [Path("/etc/distsum/tls", name) for name in ("ca.crt", "tls.crt", "tls.key")]
 credentials = grpc_channel_credentials(*files)
 # Dialled by pod IP: the server's certificate names its Service.
@@ -56,7 +57,7 @@ def add(stub, request_id, a):
     raise SystemExit(f"{request_id} never acknowledged")
 
 for a in range(count):
-    request_id = str(uuid.uuid4())
+    request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{a}"))
     sums = {add(stub, request_id, a) for stub in stubs}
     assert sums == {a + 1}, (request_id, sums)
 print("ok", count, "ids on", len(stubs), "replicas")
@@ -98,22 +99,16 @@ def test_duplicates_across_three_sum_replicas_count_once(
         targets = [f"{pod.status.pod_ip}:50051" for pod in pods]
         ledger = service_with_port(core, release.namespace, release.name, 8080)
         with port_forward(settings, release.namespace, ledger, 8080) as target:
-            before = operator.total(target)
             service = service_with_port(core, release.namespace, release.name, 50051).removeprefix("svc/")
+            run_id = f"{release.namespace}/replicas/{uuid.uuid4()}"
             job = python_job(
-                "replicas", release.sum_image, REPLICAS_SCRIPT, str(IDS), service, *targets, client=operator
-            )
+                "replicas", release.sum_image, REPLICAS_SCRIPT, str(IDS), run_id, service, *targets,
+                client=operator,
+            )  # fmt: skip
             log = run_in_cluster(batch, core, release.namespace, job, JOB_SECONDS)
             assert f"ok {IDS} ids on {REPLICAS} replicas" in log, log
-            count = before["count"] + IDS
-            total = int(before["total"]) + sum(a + 1 for a in range(IDS))
-            body = wait_until(
-                lambda: (b := operator.total(target))["count"] >= count and b,
-                120,
-                f"ledger count {count}",
-                0.5,
-            )
-        assert (body["count"], body["total"]) == (count, str(total))
+            sent = {str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/{a}")): a + 1 for a in range(IDS)}
+            audit_applied(operator.ledger(target), sent, 120)
     finally:
         release.scale_sum(apps, 1)
     wait_pods_ready(core, release.namespace, release.selector("sum"), 1, JOB_SECONDS)

@@ -23,6 +23,7 @@ from distsum.clients.waiting import wait_until
 from localstack.certificates import CertificateAuthority
 from tests.e2e.conftest import Release
 from tests.e2e.kube import Settings, port_forward, python_job, run_in_cluster, service_with_port
+from tests.e2e.ledger_audit import audit_applied
 from tests.e2e.tls_clients import ClientCertificate
 from tests.services import new_id
 
@@ -182,7 +183,6 @@ def test_certificates_rotated_in_place_keep_the_calls_flowing(
     ca = CertificateAuthority.from_pem(
         base64.b64decode(secrets[ca_name].data["tls.crt"]), base64.b64decode(secrets[ca_name].data["tls.key"])
     )
-    before = operator.total(ledger_target)
     pods = {
         component: core.list_namespaced_pod(
             release.namespace, label_selector=release.selector(component)
@@ -190,15 +190,15 @@ def test_certificates_rotated_in_place_keep_the_calls_flowing(
         for component in ("sum", "ledger")
     }
     failures: list[str] = []
-    added: list[int] = []
+    added: list[tuple[str, int]] = []  # (request id, sum) acknowledged
     stop = threading.Event()
 
     def traffic() -> None:
         with operator.sum_client(sum_target) as client:
             while not stop.is_set():
-                a = len(added)
+                a, request_id = len(added), new_id()
                 try:
-                    reply = client.add(new_id(), a, 1, timeout=10)
+                    reply = client.add(request_id, a, 1, timeout=10)
                     operator.total(ledger_target)  # a new connection each time
                 except (grpc.RpcError, OSError, LedgerError) as error:
                     failures.append(repr(error))
@@ -206,7 +206,7 @@ def test_certificates_rotated_in_place_keep_the_calls_flowing(
                 if reply.sum != a + 1:
                     failures.append(f"{a} + 1 answered {reply.sum}")
                     return
-                added.append(reply.sum)
+                added.append((request_id, reply.sum))
 
     sender = threading.Thread(target=traffic)
     sender.start()
@@ -230,14 +230,7 @@ def test_certificates_rotated_in_place_keep_the_calls_flowing(
         stop.set()
         sender.join(timeout=30)
     assert not failures, failures[:5]
-    count = before["count"] + len(added)
-    body = wait_until(
-        lambda: (b := operator.total(ledger_target))["count"] >= count and b,
-        120,
-        f"ledger count {count}",
-        0.5,
-    )
-    assert (body["count"], body["total"]) == (count, str(int(before["total"]) + sum(added)))
+    audit_applied(operator.ledger(ledger_target), dict(added), 120)
     for component, was in pods.items():
         now = pods_of(core, release, component)
         assert [p.metadata.uid for p in now] == [p.metadata.uid for p in was], f"{component} restarted"
