@@ -45,10 +45,22 @@ fi
 export DISTSUM_E2E_KUBECTL="$kubectl" DISTSUM_E2E_HELM="$helm" DISTSUM_E2E_KIND="$kind"
 export DISTSUM_E2E_IMAGE_TAG="$image_tag" DISTSUM_E2E_CONTEXT="kind-$cluster"
 timed "$kind" load docker-image --name "$cluster" "${images[@]}"
+# enforcer_ready: every node runs a ready enforcer (rollout status returns at once for a DaemonSet its
+# controller has not counted yet).
+enforcer_ready() {
+  local counts desired ready deadline=$((SECONDS + 120))
+  while ((SECONDS < deadline)); do
+    counts="$("$kubectl" --context "kind-$cluster" -n kube-system get daemonset network-policy-enforcer \
+      -o jsonpath='{.status.desiredNumberScheduled} {.status.numberReady}')"
+    read -r desired ready <<<"$counts"
+    ((${desired:-0} > 0 && ${ready:-0} == desired)) && return 0
+    sleep 1
+  done
+  die "the NetworkPolicy enforcer is not ready on every node after 120s ($counts)"
+}
 if [[ -n $enforcer ]]; then
   sed "s|@image@|$enforcer|" k8s/kind/network-policy-enforcer.yaml | "$kubectl" --context "kind-$cluster" apply -f -
-  timed "$kubectl" --context "kind-$cluster" -n kube-system rollout status daemonset/network-policy-enforcer \
-    --timeout=120s
+  timed enforcer_ready
 fi
 # tests/e2e/test_skaffold.py: the pinned skaffold builds the images itself on the same base (profile
 # offline) with the buildx plugin, and loads them with kind. Building skaffold takes ~4 min once.
