@@ -229,6 +229,25 @@ print(len(bindings), "ACLs granted")
 """
 
 
+# Where NetworkPolicies are enforced, a new pod's address is admitted a moment after it starts (about a
+# second here), as with any enforcer that follows pods. A Job that must reach services first waits until
+# each accepts a connection: its script then sees the services, not the start-up race.
+ADMISSION_SECONDS = 30
+ADMISSION_PREAMBLE = """
+import socket as _socket, time as _time
+_deadline = _time.monotonic() + {seconds}
+for _host, _port in {targets!r}:
+    while True:
+        try:
+            _socket.create_connection((_host, _port), timeout=3).close()
+            break
+        except OSError:
+            if _time.monotonic() > _deadline:
+                raise
+            _time.sleep(0.5)
+"""
+
+
 def python_job(
     name: str,
     image: str,
@@ -237,15 +256,21 @@ def python_job(
     labels: dict[str, str] | None = None,
     client: ClientCertificate | None = None,
     secrets: dict[str, str] | None = None,
+    reach: list[str] | None = None,
 ) -> dict[str, Any]:
     """A Job running `python -c script args...` from one of our images, as the restricted standard wants,
     its pod labelled with `labels` too (to be the peer a NetworkPolicy admits). As a `client`, its pod
     carries that identity's label and its certificate files at tls_clients.MOUNT. It runs once: a failed
     container is neither restarted nor retried in a new pod, so whatever made it fail is what the test
-    sees (a script that must wait for something waits itself). `secrets` maps Secret names to the
-    directories they are mounted at."""
+    sees (a script that must wait for something waits itself). `labels` given override the identity's
+    (a pod the policies admit as one client, presenting another's certificate). `secrets` maps Secret
+    names to the directories they are mounted at. `reach` lists host:port the script will connect to:
+    it starts once each accepts a connection (ADMISSION_PREAMBLE)."""
     if client is not None:
-        labels = {**(labels or {}), **client.job_labels()}
+        labels = {**client.job_labels(), **(labels or {})}
+    if reach:
+        targets = [(host, int(port)) for host, port in (target.rsplit(":", 1) for target in reach)]
+        script = ADMISSION_PREAMBLE.format(seconds=ADMISSION_SECONDS, targets=targets) + script
     mounts = [{"name": "tls", "mountPath": MOUNT, "readOnly": True}] if client else []
     volumes = [client.job_volume()] if client else []
     for index, (secret, directory) in enumerate((secrets or {}).items()):

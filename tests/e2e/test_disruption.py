@@ -123,6 +123,7 @@ def load_while(
         str(LOAD),
         str(CLIENTS),
         run_id,
+        reach=[f"{target}:50051"],
         client=client,
     )
     batch.create_namespaced_job(release.namespace, job)

@@ -85,6 +85,7 @@ def test_both_metrics_endpoints_answer_from_the_monitoring_namespace(
         f"http://{ledger_metrics}/metrics", "ledger_events_applied_total",
         # What the chart's policies admit from the monitoring namespace: the Prometheus pods.
         labels={"app.kubernetes.io/name": "prometheus"},
+        reach=[sum_metrics, ledger_metrics],
     )  # fmt: skip
     log = run_in_cluster(batch, core, monitoring_namespace, job, JOB_SECONDS)
     assert log.count("ok ") == 2, log
@@ -103,7 +104,7 @@ def test_duplicates_across_three_sum_replicas_count_once(
             run_id = f"{release.namespace}/replicas/{uuid.uuid4()}"
             job = python_job(
                 "replicas", release.sum_image, REPLICAS_SCRIPT, str(IDS), run_id, service, *targets,
-                client=operator,
+                client=operator, reach=targets,
             )  # fmt: skip
             log = run_in_cluster(batch, core, release.namespace, job, JOB_SECONDS)
             assert f"ok {IDS} ids on {REPLICAS} replicas" in log, log

@@ -140,6 +140,10 @@ def test_a_pod_whose_identity_may_not_add_is_refused(
     job = python_job(
         "auditor", release.sum_image, AUDITOR_SCRIPT, f"{sum_svc}:50051", f"https://{ledger_svc}:8080",
         client=auditor,
+        # Labelled as a client that may add, so the policies let it reach the sum service: what refuses
+        # its Add is then its certificate's identity.
+        labels={"distributed-sum/client": "operator"},
+        reach=[f"{sum_svc}:50051", f"{ledger_svc}:8080"],
     )  # fmt: skip
     log = run_in_cluster(batch, core, release.namespace, job, JOB_SECONDS)
     report = json.loads(log.strip().splitlines()[-1])
