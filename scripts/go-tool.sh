@@ -10,7 +10,7 @@ me="go-tool.sh"
 # shellcheck source=scripts/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|kube-router|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz|syft}"
+tool="${1:?usage: scripts/go-tool.sh helm|kubeconform|kube-score|kind|grpcurl|crictl|kube-router|prometheus-operator|prometheus-config-reloader|prometheus|coredns|local-path-provisioner|etcd|pause|skaffold|buildx|ghz|syft}"
 wrapper=""
 ldflags="" # extra -ldflags, for tools that read their version from a variable
 case "$tool" in
@@ -27,6 +27,18 @@ case "$tool" in
   coredns)     module=github.com/coredns/coredns;                      version=$COREDNS_VERSION ;;
   # kind's default storage: rancher's local-path-provisioner.
   local-path-provisioner) module=github.com/rancher/local-path-provisioner; version=$LOCAL_PATH_PROVISIONER_VERSION ;;
+  # The offline e2e cluster's Prometheus (offline/prometheus-images.sh): the operator and its config
+  # reloader at kube-prometheus-stack's appVersion, Prometheus at the chart's default. Both read their
+  # version from a variable; the operator names it in the StatefulSets it makes.
+  prometheus-operator) module=github.com/prometheus-operator/prometheus-operator/cmd/operator
+               version=$PROMETHEUS_OPERATOR_VERSION; wrapper=offline/go/prometheus-operator
+               ldflags="-X github.com/prometheus/common/version.Version=${version#v}" ;;
+  prometheus-config-reloader) module=github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
+               version=$PROMETHEUS_OPERATOR_VERSION; wrapper=offline/go/prometheus-operator
+               ldflags="-X github.com/prometheus/common/version.Version=${version#v}" ;;
+  prometheus)  module=github.com/prometheus/prometheus/cmd/prometheus;  version=$PROMETHEUS_MODULE_VERSION
+               wrapper=offline/go/prometheus
+               ldflags="-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" ;;
   # The offline e2e cluster's NetworkPolicy enforcer (offline/network-policy-image.sh); it prints its
   # version from a variable.
   kube-router) module=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router; version=$KUBE_ROUTER_VERSION

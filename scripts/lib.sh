@@ -54,3 +54,18 @@ go_module_dir() {
   [[ -n $dir && -d $dir ]] || die "cannot download the Go module $1"
   echo "$dir"
 }
+
+# install_pinned_chart HELM CONTEXT PREFIX [HELM ARGUMENT...]: `helm upgrade --install` the upstream chart
+# pinned as PREFIX_* in pins.env, from the package scripts/cluster/chart-package.sh keeps (the one
+# tests/deploy renders), with its values k8s/observability/<chart>.yaml and the further arguments.
+# make cluster-up and make e2e install the stack this one way.
+install_pinned_chart() {
+  local helm=$1 context=$2 prefix=$3 package
+  shift 3
+  local release_var="${prefix}_RELEASE" chart_var="${prefix}_CHART" version_var="${prefix}_VERSION"
+  local namespace_var="${prefix}_NAMESPACE"
+  package="$("$repo/scripts/cluster/chart-package.sh" "$prefix")"
+  log "installing ${!chart_var} ${!version_var} as '${!release_var}' in namespace ${!namespace_var}"
+  "$helm" upgrade --install "${!release_var}" "$package" --kube-context "$context" \
+    --namespace "${!namespace_var}" --values "$repo/k8s/observability/${!chart_var}.yaml" "$@"
+}

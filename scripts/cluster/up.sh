@@ -47,19 +47,7 @@ check_prerequisites() {
   [[ -f $APP_VALUES ]] || die "$APP_VALUES is missing"
 }
 
-# install_chart PREFIX: install the upstream chart pinned as PREFIX_* in pins.env, with its values file
-# k8s/observability/<chart>.yaml. The chart comes as the package scripts/cluster/chart-package.sh keeps
-# in the cache: the one tests/deploy renders with these same arguments.
-install_chart() {
-  local prefix=$1 package
-  local release_var="${prefix}_RELEASE" chart_var="${prefix}_CHART" version_var="${prefix}_VERSION"
-  local namespace_var="${prefix}_NAMESPACE"
-  package="$(scripts/cluster/chart-package.sh "$prefix")"
-  log "installing ${!chart_var} ${!version_var} as '${!release_var}' in namespace ${!namespace_var}"
-  "$helm" upgrade --install "${!release_var}" "$package" \
-    --kube-context "$context" --namespace "${!namespace_var}" \
-    --values "k8s/observability/${!chart_var}.yaml" --wait --timeout "$helm_timeout"
-}
+install_chart() { install_pinned_chart "$helm" "$context" "$1" --wait --timeout "$helm_timeout"; }
 
 wait_for_crds() {
   "$kubectl" --context "$context" wait --for condition=Established --timeout=120s "${@/#/crd/}"

@@ -3,8 +3,10 @@
 #   1. the cluster distsum-e2e (scripts/cluster/kind.sh up: online or offline path, printed);
 #   2. our images (make images) and the local Kafka image (kafka-image.sh), loaded into the node; on the
 #      offline path, a NetworkPolicy enforcer too (its bridge CNI enforces none; kind's CNI does online);
-#   3. pytest tests/e2e against the context kind-distsum-e2e (with skaffold run and skaffold dev);
-#   4. the cluster is deleted again, unless DISTSUM_E2E_KEEP=1.
+#   3. the namespaces of k8s/kind/namespaces.yaml and kube-prometheus-stack's Prometheus Operator and
+#      Prometheus (the way make cluster-up installs the stack, fewer components);
+#   4. pytest tests/e2e against the context kind-distsum-e2e (with skaffold run and skaffold dev);
+#   5. the cluster is deleted again, unless DISTSUM_E2E_KEEP=1.
 #   DISTSUM_CLUSTER_PATH=online|offline   force a path (see scripts/cluster/kind.sh)
 #   DISTSUM_E2E_KEEP=1                    keep the cluster (a later run reuses it)
 #   PYTEST_ARGS                           extra pytest arguments, e.g. "-k helm -x"
@@ -38,9 +40,20 @@ DISTSUM_E2E_KAFKA_IMAGE="$(timed offline/kafka-image.sh | tail -n 1)"
 export DISTSUM_E2E_KAFKA_IMAGE
 images=("distributed-sum/sum-svc:$image_tag" "distributed-sum/ledger-svc:$image_tag" "$DISTSUM_E2E_KAFKA_IMAGE")
 enforcer=""
+# kube-prometheus-stack's operator and Prometheus (k8s/kind/kube-prometheus-stack-e2e.yaml): offline, from
+# images built here, each set as <registry>/<repository>:<tag> the way the chart composes them.
+prometheus_args=(--values k8s/kind/kube-prometheus-stack-e2e.yaml)
 if [[ $path == offline ]]; then
   enforcer="$(timed offline/network-policy-image.sh | tail -n 1)"
   images+=("$enforcer")
+  declare -A image_keys=([operator]=prometheusOperator.image
+    [config-reloader]=prometheusOperator.prometheusConfigReloader.image [prometheus]=prometheus.prometheusSpec.image)
+  while IFS='=' read -r component image; do
+    name="${image%:*}"
+    prometheus_args+=(--set "${image_keys[$component]}.registry=${name%%/*}"
+      --set "${image_keys[$component]}.repository=${name#*/}" --set "${image_keys[$component]}.tag=${image##*:}")
+    images+=("$image")
+  done < <(timed offline/prometheus-images.sh)
 fi
 export DISTSUM_E2E_KUBECTL="$kubectl" DISTSUM_E2E_HELM="$helm" DISTSUM_E2E_KIND="$kind"
 export DISTSUM_E2E_IMAGE_TAG="$image_tag" DISTSUM_E2E_CONTEXT="kind-$cluster"
@@ -62,6 +75,8 @@ if [[ -n $enforcer ]]; then
   sed "s|@image@|$enforcer|" k8s/kind/network-policy-enforcer.yaml | "$kubectl" --context "kind-$cluster" apply -f -
   timed enforcer_ready
 fi
+"$kubectl" --context "kind-$cluster" apply -f k8s/kind/namespaces.yaml
+timed install_pinned_chart "$helm" "kind-$cluster" KPS "${prometheus_args[@]}" --wait --timeout 5m
 # tests/e2e/test_skaffold.py: the pinned skaffold builds the images itself on the same base (profile
 # offline) with the buildx plugin, and loads them with kind. Building skaffold takes ~4 min once.
 DISTSUM_E2E_SKAFFOLD="$(timed scripts/go-tool.sh skaffold | tail -n 1)"

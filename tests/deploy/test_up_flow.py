@@ -13,6 +13,7 @@ import pytest
 from tests.deploy.layout import (
     APP_CHART,
     REMOTE_RELEASES,
+    REPO,
     load_yaml,
     pinned,
     skaffold_app_values,
@@ -49,7 +50,7 @@ def _assert_pinned_install(argv: list[str], prefix: str) -> None:
     assert Path(argv[4]).name == f"{pins[f'{prefix}_CHART']}-{pins[f'{prefix}_VERSION']}.tgz"
     assert Path(argv[4]).is_file()
     assert _flag(argv, "--namespace") == pins[f"{prefix}_NAMESPACE"]
-    assert _flag(argv, "--values") == f"k8s/observability/{pins[f'{prefix}_CHART']}.yaml"
+    assert _flag(argv, "--values") == str(REPO / "k8s" / "observability" / f"{pins[f'{prefix}_CHART']}.yaml")
     assert "--wait" in argv
 
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests.deploy.layout import pinned
 from tests.e2e import secured_kafka
 from tests.e2e.kube import CHART, Settings, run
 from tests.e2e.tls_clients import ClientCertificate
@@ -28,6 +29,9 @@ from tests.e2e.tls_clients import ClientCertificate
 kubernetes: Any = importlib.import_module("kubernetes")
 
 RELEASE = "distsum"
+# kube-prometheus-stack as scripts/e2e/run.sh installs it (pins.env).
+PROMETHEUS_NAMESPACE = pinned()["KPS_NAMESPACE"]
+PROMETHEUS_SERVICE = f"{pinned()['KPS_RELEASE']}-prometheus"
 CLIENTS = [
     {"name": "operator", "add": True, "read": True},
     {"name": "auditor", "add": False, "read": True},
@@ -101,9 +105,14 @@ def namespace(core: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def monitoring_namespace(core: Any, namespace: str) -> Iterator[str]:
-    """Stands in for Prometheus' namespace: the chart's NetworkPolicies let it reach the metrics ports."""
-    yield from restricted_namespace(core, f"{namespace}-mon")
+def monitoring_namespace(core: Any) -> str:
+    """Where kube-prometheus-stack's Prometheus runs (scripts/e2e/run.sh installs it): the chart's
+    NetworkPolicies let its Prometheus pods reach the metrics ports."""
+    if not core.list_namespaced_service(
+        PROMETHEUS_NAMESPACE, field_selector=f"metadata.name={PROMETHEUS_SERVICE}"
+    ).items:
+        cannot_test(f"no Service {PROMETHEUS_SERVICE} in {PROMETHEUS_NAMESPACE}: Prometheus is not installed")
+    return PROMETHEUS_NAMESPACE
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +156,8 @@ def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka
         # The in-cluster broker has no fixed address: allow egress to any destination on its port.
         "--set-json", "networkPolicy.externalKafka.to=[]",
         "--set", f"networkPolicy.monitoringNamespace={monitoring_namespace}",
+        # Prometheus is there: the ServiceMonitors and rules it is to select.
+        "--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.prometheusRule.enabled=true",
         "--set", f"image.tag={settings.image_tag}",
         # Besides the default operator, an identity that may read the ledger but not add.
         "--set-json", f"tls.clients={json.dumps(CLIENTS)}",

@@ -80,7 +80,7 @@ def test_both_metrics_endpoints_answer_from_the_monitoring_namespace(
         port_named(core, release, 9465, "metrics"),
     )
     job = python_job(
-        "metrics", release.sum_image, METRICS_SCRIPT,
+        f"metrics-{uuid.uuid4().hex[:6]}", release.sum_image, METRICS_SCRIPT,
         f"http://{sum_metrics}/metrics", "sum_grpc_requests_total",
         f"http://{ledger_metrics}/metrics", "ledger_events_applied_total",
         # What the chart's policies admit from the monitoring namespace: the Prometheus pods.
