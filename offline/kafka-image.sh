@@ -15,7 +15,6 @@
 #                           127.0.0.1) and ca.crt (the CA client certificates must be signed by)
 #   KAFKA_SUPER_USERS       with KAFKA_TLS_DIR: principals allowed everything (User:a;User:b)
 set -euo pipefail
-SUITE=bookworm
 PACKAGES=openjdk-17-jre-headless,ca-certificates
 me="kafka-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -35,13 +34,7 @@ if present "$tag"; then
   exit 0
 fi
 
-packages_key="$(sha256sum <<<"$PACKAGES" | cut -c1-8)"
-rootfs_tar="$docker_cache/kafka/debian-$SUITE-jre-$packages_key.tar.gz"
-jre_tag="distsum-e2e/debian-jre:$SUITE-$packages_key"
-if ! present "$jre_tag"; then
-  [[ -s $rootfs_tar ]] || make_rootfs_tar "$SUITE" "$PACKAGES" "$rootfs_tar"
-  docker import --change 'ENV LANG=C.UTF-8' "$rootfs_tar" "$jre_tag" >/dev/null
-fi
+jre_tag="$(debian_image jre "$PACKAGES" --change 'ENV LANG=C.UTF-8')"
 
 ctx="$(mktemp -d "$docker_cache/kafka/context.XXXXXX")"
 on_exit rm -rf -- "$ctx"

@@ -10,7 +10,6 @@
 # which it has, and sees pod-to-pod traffic on the bridge because the node's
 # net.bridge.bridge-nf-call-iptables is 1.
 set -euo pipefail
-SUITE=bookworm
 PACKAGES=iptables,ipset,conntrack
 me="network-policy-image"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -26,13 +25,7 @@ if present "$tag"; then
   exit 0
 fi
 
-packages_key="$(sha256sum <<<"$PACKAGES" | cut -c1-8)"
-rootfs_tar="$docker_cache/network-policy/debian-$SUITE-iptables-$packages_key.tar.gz"
-base_tag="distsum-e2e/debian-iptables:$SUITE-$packages_key"
-if ! present "$base_tag"; then
-  [[ -s $rootfs_tar ]] || make_rootfs_tar "$SUITE" "$PACKAGES" "$rootfs_tar"
-  docker import "$rootfs_tar" "$base_tag" >/dev/null
-fi
+base_tag="$(debian_image iptables "$PACKAGES")"
 
 ctx="$(mktemp -d "$docker_cache/network-policy/context.XXXXXX")"
 on_exit rm -rf -- "$ctx"

@@ -8,7 +8,6 @@
 # Each image runs its program as ENTRYPOINT, as the upstream images do: the chart and the operator give
 # the containers their arguments only.
 set -euo pipefail
-SUITE=bookworm
 PACKAGES=ca-certificates
 me="prometheus-images"
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -17,13 +16,7 @@ source "$repo/scripts/docker/lib.sh"
 work_dir="$docker_cache/prometheus"
 mkdir -p "$work_dir"
 
-packages_key="$(sha256sum <<<"$PACKAGES" | cut -c1-8)"
-base_tag="distsum-e2e/debian-minimal:$SUITE-$packages_key"
-if ! present "$base_tag"; then
-  rootfs_tar="$work_dir/debian-$SUITE-$packages_key.tar.gz"
-  [[ -s $rootfs_tar ]] || make_rootfs_tar "$SUITE" "$PACKAGES" "$rootfs_tar"
-  docker import "$rootfs_tar" "$base_tag" >/dev/null
-fi
+base_tag="$(debian_image minimal "$PACKAGES")"
 
 # image COMPONENT TOOL VERSION: the image of one go-tool.sh binary, tagged by the binary's hash.
 image() {

@@ -122,3 +122,19 @@ $(tail -n 20 "$build_log")"
   cleanup
   work=""
 }
+
+# debian_image NAME PACKAGES [DOCKER IMPORT OPTION...]: print the tag of distsum-e2e/debian-NAME, a Debian
+# bookworm minbase with the comma-separated PACKAGES (make_rootfs_tar), imported once; the tag names the
+# package list's hash, so another list makes another image.
+debian_image() {
+  local name=$1 packages=$2 suite=bookworm key tag rootfs_tar
+  shift 2
+  key="$(sha256sum <<<"$packages" | cut -c1-8)"
+  tag="distsum-e2e/debian-$name:$suite-$key"
+  if ! present "$tag"; then
+    rootfs_tar="$docker_cache/debian/$suite-$name-$key.tar.gz"
+    [[ -s $rootfs_tar ]] || make_rootfs_tar "$suite" "$packages" "$rootfs_tar"
+    docker import "$@" "$rootfs_tar" "$tag" >/dev/null
+  fi
+  echo "$tag"
+}
