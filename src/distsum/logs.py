@@ -7,6 +7,7 @@ so the ids must be present on every record logged inside a span.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -51,6 +52,9 @@ def configure(service: str, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("LOG_LEVEL", "INFO")).upper())
+    # A crash inside a C extension (librdkafka, gRPC) otherwise leaves only an exit status: this prints
+    # every thread's Python stack to the same stream first. It costs nothing until a fatal signal.
+    faulthandler.enable(sys.stderr)
 
 
 class ThrottledLog:

@@ -43,6 +43,10 @@ class LedgerSettings(BaseSettings):
     # subscribed without partitions this long is replaced. At least 20 s, above the 15 s session timeout,
     # within which an empty assignment is an ordinary rebalance still waiting for a departed member.
     rejoin_after_seconds: Annotated[float, Field(ge=20, le=3600)] = 30
+    # librdkafka's close() waits for the group requests in flight, and a rejoin that a restarted coordinator
+    # holds can keep it waiting for minutes: a consumer replaced or stopped is waited for this long, then
+    # left to finish closing on its own thread.
+    consumer_close_timeout_seconds: PositiveSeconds = 10
 
     def dead_letters_for(self, topic: str) -> str:
         return self.dead_letter_topic or f"{topic}.dlq"

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Message, TopicPartition
+from prometheus_client import Counter
 
 from distsum import event_codec
 from distsum.domain import SumComputed
+from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
 from ledger_svc.consume.loop import LedgerConsumer
 from ledger_svc.consume.ports import DeadLetterFailed, RebalanceCallback
-from ledger_svc.domain.incarnation import Incarnation, IncarnationState
+from ledger_svc.domain.incarnation import Checkpoint, Incarnation, IncarnationState
 from ledger_svc.store.reader import LedgerReader
 from ledger_svc.store.writer import LedgerWriter
 
@@ -109,6 +111,32 @@ class FakeConsumer:
         pass
 
 
+class ClosesLate(FakeConsumer):
+    """A consumer whose close() waits for `release`, then serves the revoke librdkafka runs as it closes."""
+
+    def __init__(self, kafka: FakeKafka, stop: threading.Event) -> None:
+        super().__init__(kafka, stop)
+        self.release = threading.Event()
+        self.closed = threading.Event()
+        self._on_revoke: RebalanceCallback | None = None
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback,
+        on_revoke: RebalanceCallback,
+        on_lost: RebalanceCallback,
+    ) -> None:
+        super().subscribe(topics, on_assign, on_revoke, on_lost)
+        self._on_revoke = on_revoke
+
+    def close(self) -> None:
+        self.release.wait(30)
+        assert self._on_revoke is not None
+        self._on_revoke(self, [TopicPartition(TOPIC, p) for p in self._kafka.records])
+        self.closed.set()
+
+
 class FakeInspector:
     """Describes the fake log as Kafka would: its ids, offsets and the keys asked for."""
 
@@ -167,10 +195,10 @@ def run_ledger(
     consumer.run(stop)
 
 
-def poison_messages() -> float:
+def counted(counter: Counter) -> float:
     return sum(
         sample.value
-        for family in metrics.POISON_MESSAGES.collect()
+        for family in counter.collect()
         for sample in family.samples
         if sample.name.endswith("_total")
     )
@@ -235,13 +263,52 @@ def test_a_poison_record_goes_to_the_dead_letter_sink_and_is_counted_once(
     kafka.append(0, Message(key=b"garbage", value=b"\xff not a protobuf"))
     kafka.append(0, event(2))
     dead_letters = FakeDeadLetters(failures=1)  # the first send fails: the batch is retried
-    poisoned_before = poison_messages()
+    poisoned_before = counted(metrics.POISON_MESSAGES)
 
     run_ledger(config, writer, kafka, dead_letters)
 
     assert [(m.partition(), m.offset()) for m, _ in dead_letters.sent] == [(0, 1)]
     assert "protobuf" in dead_letters.sent[0][1]
-    assert poison_messages() - poisoned_before == 1
+    assert counted(metrics.POISON_MESSAGES) - poisoned_before == 1
     snapshot = LedgerReader(data_dir).snapshot()
     assert (snapshot.balance.total, snapshot.balance.count, snapshot.dead_letters) == (1 + 3, 2, 1)
     assert writer.checkpoints(TOPIC)[0].next_offset == 3
+
+
+def test_a_replaced_consumer_that_does_not_close_holds_nothing_up(
+    config: LedgerSettings, writer: LedgerWriter
+) -> None:
+    """librdkafka's close() can wait minutes for a rejoin a restarted coordinator holds: the loop goes on
+    with its new consumer after the close timeout, and the revoke the old one serves when it finally
+    closes changes nothing."""
+    config = config.model_copy(update={"consumer_close_timeout_seconds": 0.05})
+    kafka = FakeKafka(partitions=1)
+    for n in range(3):
+        kafka.append(0, event(n))
+    # Offsets of another log: the loop reads the new one through a new consumer, replacing the first.
+    writer.save_checkpoints(TOPIC, {0: Checkpoint(2, Incarnation("cluster-gone", "topic-0"))})
+    stop = threading.Event()
+    consumers: list[FakeConsumer] = []
+
+    def new_consumer() -> FakeConsumer:
+        consumers.append((FakeConsumer if consumers else ClosesLate)(kafka, stop))
+        return consumers[-1]
+
+    timeouts_before = counted(metrics.CONSUMER_CLOSE_TIMEOUTS)
+    LedgerConsumer(
+        config,
+        TOPIC,
+        writer,
+        new_consumer=new_consumer,
+        inspector=FakeInspector(kafka),
+        dead_letters=FakeDeadLetters(),
+    ).run(stop)
+
+    assert writer.balance().count == 3
+    assert counted(metrics.CONSUMER_CLOSE_TIMEOUTS) == timeouts_before + 1
+    replaced = consumers[0]
+    assert isinstance(replaced, ClosesLate) and len(consumers) == 2
+    replaced.release.set()
+    assert replaced.closed.wait(10), "the replaced consumer's close did not finish"
+    status = consumer_status.read(config.status_file)
+    assert status is not None and status.state == "stopped"

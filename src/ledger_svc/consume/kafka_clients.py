@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
@@ -29,7 +30,7 @@ from distsum.kafka import clients as kafka_clients
 from distsum.kafka.security import client_security
 from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
-from ledger_svc.consume.ports import DeadLetterFailed, IncarnationUnknown
+from ledger_svc.consume.ports import DeadLetterFailed, IncarnationUnknown, KafkaConsumer
 from ledger_svc.domain.incarnation import Incarnation, IncarnationState, offsets_problem
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,15 @@ def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
         },
         security=client_security(kafka),
     )
+
+
+def close_within(consumer: KafkaConsumer, timeout: float) -> bool:
+    """Close the consumer, waiting at most timeout seconds; False if it is still closing then, on a daemon
+    thread (which serves its last rebalance callbacks)."""
+    closing = threading.Thread(target=consumer.close, name="kafka-consumer-close", daemon=True)
+    closing.start()
+    closing.join(timeout)
+    return not closing.is_alive()
 
 
 class KafkaLogInspector:

@@ -12,7 +12,9 @@ its start.
 The consumer tracks its assigned partitions itself, from the rebalance callbacks: asking librdkafka for
 the assignment inside a callback that close() runs can block forever. A consumer left subscribed without
 partitions for LEDGER_REJOIN_AFTER_SECONDS is replaced: a static member may never rejoin after the group
-coordinator restarted (librdkafka #3437).
+coordinator restarted (librdkafka #3437). A replaced consumer is closed within
+LEDGER_CONSUMER_CLOSE_TIMEOUT_SECONDS or left to close on its own thread (kafka_clients.close_within), and
+the callbacks it still runs there change nothing.
 
 A fatal consumer error ends the loop with KafkaConsumerFatal instead, and the process exits (see
 ports): the case librdkafka documents is another member with the same group.instance.id
@@ -35,6 +37,7 @@ from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
 from ledger_svc.consume.batch import Batch
 from ledger_svc.consume.incarnation_guard import IncarnationGuard
+from ledger_svc.consume.kafka_clients import close_within
 from ledger_svc.consume.ports import (
     DeadLetterFailed,
     DeadLetterSink,
@@ -98,8 +101,8 @@ class LedgerConsumer:
                     self._wait_while_degraded(stop)
                 self._heartbeat()
         finally:
+            self._close(self._consumer)
             self._set_status("stopped", reason="shutting down")
-            self._consumer.close()
             self._dead_letters.close(5)
 
     def _receive(self) -> Batch | None:
@@ -228,6 +231,8 @@ class LedgerConsumer:
             self._replace_consumer()
 
     def _on_assign(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:  # a replaced consumer, still closing
+            return
         checkpoints = self._writer.checkpoints(self._topic)
         for tp in partitions:
             checkpoint = checkpoints.get(tp.partition)
@@ -246,6 +251,9 @@ class LedgerConsumer:
         self._set_status(CONSUMING if self._pending is None else self._status.state)
 
     def _on_revoke(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:  # a replaced consumer, still closing: it only lets go
+            consumer.unassign()
+            return
         # An unfinished batch is dropped: the next assignment seeks back to the store's offsets.
         if self._pending is not None and not self._pending.committed:
             self._pending.end_spans()
@@ -274,13 +282,23 @@ class LedgerConsumer:
         self._replace_consumer()
 
     def _replace_consumer(self) -> None:
-        self._consumer.close()
-        self._consumer = self._new_consumer()
+        # The new consumer only joins (subscribe) once the old one is closed or given up on.
+        replaced, self._consumer = self._consumer, self._new_consumer()
         # close() revokes through the callback only where the group still knew this member.
         self._assigned = set()
+        self._close(replaced)
         self._guard.forget()
         self._subscribe()
         self._set_status("rebalancing")
+
+    def _close(self, consumer: KafkaConsumer) -> None:
+        timeout = self._config.consumer_close_timeout_seconds
+        if not close_within(consumer, timeout):
+            metrics.CONSUMER_CLOSE_TIMEOUTS.inc()
+            log.warning(
+                "the Kafka consumer did not close in time; it goes on closing in the background",
+                extra={"timeout_seconds": timeout},
+            )
 
     def _partitions(self, partitions: set[int]) -> list[TopicPartition]:
         return [TopicPartition(self._topic, p) for p in sorted(partitions)]

@@ -63,3 +63,8 @@ CONSUMER_REJOINS = Counter(
     "Times the consumer was replaced to rejoin its group after LEDGER_REJOIN_AFTER_SECONDS subscribed"
     " without partitions.",
 )
+CONSUMER_CLOSE_TIMEOUTS = Counter(
+    "ledger_consumer_close_timeouts_total",
+    "Kafka consumers (replaced, or at shutdown) that did not close within"
+    " LEDGER_CONSUMER_CLOSE_TIMEOUT_SECONDS and were left to close in the background.",
+)
