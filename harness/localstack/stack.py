@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +255,28 @@ class LocalStack:
         if wait:
             ledger.wait_ready()
         return ledger
+
+    def ledger_backup(
+        self, *args: str, data_dir: Path, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `python -m ledger_svc.backup ARGS` on the ledger volume at data_dir, configured as a ledger
+        of this stack (its Kafka, topic and identity), as an operator would; check the exit code yourself."""
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_TOPIC": self.topic,
+            **self.service_env,
+            **self._kafka_identity(LEDGER_PRINCIPAL),
+            "LEDGER_DATA_DIR": str(data_dir),
+        }
+        return subprocess.run(
+            [*python_module("ledger_svc.backup"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 @contextlib.contextmanager

@@ -47,6 +47,10 @@ class LedgerSettings(BaseSettings):
     # holds can keep it waiting for minutes: a consumer replaced or stopped is waited for this long, then
     # left to finish closing on its own thread.
     consumer_close_timeout_seconds: PositiveSeconds = 10
+    # Where backups are written (python -m ledger_svc.backup take) and, where the ledger mounts it, whose
+    # newest backup its metrics report; how many the backup command keeps there.
+    backup_dir: Path | None = None
+    backup_keep: Annotated[int, Field(ge=1, le=10_000)] = 7
 
     def dead_letters_for(self, topic: str) -> str:
         return self.dead_letter_topic or f"{topic}.dlq"

@@ -9,10 +9,13 @@ import json
 import os
 import socket
 import ssl
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 from confluent_kafka import Consumer, Producer
 
@@ -22,6 +25,7 @@ from localstack.certificates import LocalTls
 from localstack.processes import ManagedProcess
 from localstack.stack import QUICK_RECOVERY, Ledger, LocalStack, SumService
 from tests.conftest import Topic
+from tests.services import new_id
 
 SumServiceFactory = Callable[..., SumService]
 LedgerFactory = Callable[..., Ledger]
@@ -131,3 +135,30 @@ def log_records(process: ManagedProcess) -> list[dict[str, object]]:
     """The JSON lines a service logged."""
     lines = process.log_path.read_text(errors="replace").splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def add_many(service: SumService, count: int, first: int) -> dict[str, int]:
+    """count Adds from 8 clients, each retried with its id until acknowledged; the acknowledged sums."""
+    client = service.client()
+
+    def one(value: int) -> tuple[str, int]:
+        request_id = new_id()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return request_id, client.add(request_id, value, 1, timeout=5).sum
+            except grpc.RpcError as exc:
+                retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                if not retryable or time.monotonic() > deadline:
+                    raise AssertionError(f"{exc}\nsum service log:\n{service_story(service)}") from exc
+                time.sleep(0.1)
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(one, range(first, first + count)))
+
+
+def service_story(service: SumService) -> str:
+    """The sum service's log without its per-call lines: what happened to it, for a failure message."""
+    per_call = ('"msg": "added"', '"msg": "event not acknowledged"')
+    lines = service.process.log_path.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if not any(marker in line for marker in per_call))[-8000:]

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -25,8 +22,8 @@ from ledger_svc.store.schema import STORE_FILE
 from localstack.kafka_broker import KafkaBroker, create_topic
 from localstack.stack import Ledger, SumService
 from tests.conftest import PARTITIONS, Topic, make_topic
-from tests.integration.conftest import LedgerFactory, SumServiceFactory, producer
-from tests.services import new_id, sample, samples
+from tests.integration.conftest import LedgerFactory, SumServiceFactory, add_many, producer
+from tests.services import sample, samples
 
 BEFORE, AFTER = 300, 900
 # Seconds, so that a topic created again under a running ledger is noticed at once.
@@ -38,33 +35,6 @@ def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[KafkaBroker]:
     """A broker of this test's own, since the test wipes it."""
     with KafkaBroker(kafka_libs, tmp_path / "kafka") as broker:
         yield broker
-
-
-def add_many(service: SumService, count: int, first: int) -> dict[str, int]:
-    """count Adds from 8 clients, each retried with its id until acknowledged; the acknowledged sums."""
-    client = service.client()
-
-    def one(value: int) -> tuple[str, int]:
-        request_id = new_id()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                return request_id, client.add(request_id, value, 1, timeout=5).sum
-            except grpc.RpcError as exc:
-                retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-                if not retryable or time.monotonic() > deadline:
-                    raise AssertionError(f"{exc}\nsum service log:\n{service_story(service)}") from exc
-                time.sleep(0.1)
-
-    with ThreadPoolExecutor(8) as pool:
-        return dict(pool.map(one, range(first, first + count)))
-
-
-def service_story(service: SumService) -> str:
-    """The sum service's log without its per-call lines: what happened to it, for a failure message."""
-    per_call = ('"msg": "added"', '"msg": "event not acknowledged"')
-    lines = service.process.log_path.read_text(errors="replace").splitlines()
-    return "\n".join(line for line in lines if not any(marker in line for marker in per_call))[-8000:]
 
 
 def stored_offsets(ledger: Ledger) -> dict[int, int]:

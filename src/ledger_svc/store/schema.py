@@ -91,6 +91,9 @@ _MIGRATIONS = {
     ],
 }
 
+# The schema versions this version can open: its own, and every one it migrates from.
+READABLE_VERSIONS = (*_MIGRATIONS, SCHEMA_VERSION)
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from ledger_svc.domain.incarnation import Checkpoint, Incarnation
@@ -79,41 +79,10 @@ class LedgerWriter:
 
     def verify(self) -> None:
         """Refuse a store that is damaged or whose balance disagrees with its own entries."""
-        try:
-            problems = [row[0] for row in self._connection.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise StoreRefused(
-                    f"{self.path} is corrupt ({'; '.join(problems[:3])}); restore it from a backup"
-                )
-            version = self._connection.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
-            if version is None or version[0] != SCHEMA_VERSION:
-                raise StoreRefused(f"{self.path} has schema version {version}, expected {SCHEMA_VERSION}")
-            balance = self.balance()
-            recomputed, count = 0, 0
-            for (amount,) in self._connection.execute("SELECT sum FROM entries"):
-                recomputed += amount
-                count += 1
-        except sqlite3.DatabaseError as exc:
-            raise StoreRefused(
-                f"{self.path} is not a readable ledger store ({exc}); restore it from a backup"
-            ) from exc
-        if (recomputed, count) != (balance.total, balance.count):
-            raise StoreRefused(
-                f"{self.path} is inconsistent: balance says total={balance.total} count={balance.count} "
-                "but its "
-                f"entries add up to total={recomputed} count={count}; restore it from a backup"
-            )
+        verify_store(self._connection, self.path)
 
     def balance(self) -> Balance:
-        row = self._connection.execute("SELECT total, count FROM balance WHERE id = 1").fetchone()
-        try:
-            return Balance(total=int(row[0]), count=int(row[1]))
-        except (TypeError, ValueError):
-            raise StoreRefused(
-                f"{self.path} has no valid balance row ({row!r}); restore it from a backup"
-            ) from None
+        return read_balance(self._connection, self.path)
 
     def checkpoints(self, topic: str) -> dict[int, Checkpoint]:
         rows = self._connection.execute(
@@ -233,6 +202,44 @@ class LedgerWriter:
             )
             found.update({request_id: (a, b) for request_id, a, b in rows})
         return found
+
+
+def verify_store(
+    connection: sqlite3.Connection, path: Path, schema_versions: Collection[str] = (SCHEMA_VERSION,)
+) -> Balance:
+    """The store's balance, once shown intact, of one of schema_versions, and equal to what its entries
+    add up to; StoreRefused otherwise."""
+    try:
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise StoreRefused(f"{path} is corrupt ({'; '.join(problems[:3])}); restore it from a backup")
+        version = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None or version[0] not in schema_versions:
+            found = version[0] if version else "none"
+            raise StoreRefused(f"{path} has schema version {found}, expected {' or '.join(schema_versions)}")
+        balance = read_balance(connection, path)
+        recomputed, count = 0, 0
+        for (amount,) in connection.execute("SELECT sum FROM entries"):
+            recomputed += amount
+            count += 1
+    except sqlite3.DatabaseError as exc:
+        raise StoreRefused(
+            f"{path} is not a readable ledger store ({exc}); restore it from a backup"
+        ) from exc
+    if (recomputed, count) != (balance.total, balance.count):
+        raise StoreRefused(
+            f"{path} is inconsistent: balance says total={balance.total} count={balance.count} but its "
+            f"entries add up to total={recomputed} count={count}; restore it from a backup"
+        )
+    return balance
+
+
+def read_balance(connection: sqlite3.Connection, path: Path) -> Balance:
+    row = connection.execute("SELECT total, count FROM balance WHERE id = 1").fetchone()
+    try:
+        return Balance(total=int(row[0]), count=int(row[1]))
+    except (TypeError, ValueError):
+        raise StoreRefused(f"{path} has no valid balance row ({row!r}); restore it from a backup") from None
 
 
 def _classify(exc: sqlite3.DatabaseError, path: Path) -> Exception:

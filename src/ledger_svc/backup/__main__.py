@@ -1,0 +1,3 @@
+from ledger_svc.backup.main import main
+
+main()
