@@ -17,7 +17,7 @@ from ledger_svc.backup.snapshot import Backup, BackupFailed, read
 from ledger_svc.consume.ports import IncarnationInspector, IncarnationUnknown
 from ledger_svc.domain.incarnation import Checkpoint, IncarnationState, Match, judge
 from ledger_svc.store.durable_files import fsync_path
-from ledger_svc.store.schema import PARTIAL_STORE, READABLE_VERSIONS, STORE_FILE
+from ledger_svc.store.schema import PARTIAL_STORE, STORE_FILE
 from ledger_svc.store.writer import LedgerWriter, StoreRefused
 
 
@@ -41,14 +41,9 @@ def restore(backup_file: Path, data_dir: Path, topic: str, inspector: Incarnatio
             " move the store aside (or empty the volume) first."
         )
     try:
-        backup = read(backup_file)
+        backup = read(backup_file)  # refuses a schema this version cannot open
     except BackupFailed as exc:
         raise RestoreRefused(str(exc)) from exc
-    if backup.schema_version not in READABLE_VERSIONS:
-        raise RestoreRefused(
-            f"{backup_file} has schema version {backup.schema_version}; this ledger opens versions"
-            f" {', '.join(READABLE_VERSIONS)}. Restore it with the ledger version that wrote it."
-        )
     checkpoints = backup.checkpoints.get(topic, {})
     if backup.checkpoints and not checkpoints:
         raise RestoreRefused(
