@@ -66,7 +66,9 @@ def main() -> None:
             env,
         ),
     }
-    metrics_port.serve(config.http_host, config.metrics_port, config.metrics_dir, transport)
+    metrics_port.serve(
+        config.http_host, config.metrics_port, config.metrics_dir, transport, config.backup_dir
+    )
     log.info(
         "ledger started",
         extra={

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from ledger_svc.backup.restore import RestoreRefused, restore
 from ledger_svc.backup.snapshot import BackupFailed, list_backups, prune, read, take
 from ledger_svc.domain.incarnation import Checkpoint, Incarnation, IncarnationState
+from ledger_svc.ops.backup_metrics import NewestBackupCollector
 from ledger_svc.store.schema import STORE_FILE
 from ledger_svc.store.writer import LedgerWriter
 
@@ -95,3 +97,21 @@ def test_a_restored_store_opens_as_the_ledger_opens_it(
     reopened = LedgerWriter.open_or_create(tmp_path / "volume")
     assert reopened.checkpoints("sums") == backup.checkpoints["sums"]
     reopened.close()
+
+
+def test_the_metrics_report_the_newest_backup_or_else_the_ledger_start(
+    writer: LedgerWriter, data_dir: Path, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    registry = CollectorRegistry()
+    registry.register(NewestBackupCollector(backups, started=1000.0))
+    assert registry.get_sample_value("ledger_backup_newest_timestamp_seconds") == 1000.0
+    assert registry.get_sample_value("ledger_backups") == 0
+
+    for hours in (2, 1):
+        take(data_dir, backups, now=TAKEN + timedelta(hours=hours))
+    (backups / "ledger-notes.db").write_text("not a backup of ours")
+
+    newest = (TAKEN + timedelta(hours=2)).timestamp()
+    assert registry.get_sample_value("ledger_backup_newest_timestamp_seconds") == newest
+    assert registry.get_sample_value("ledger_backups") == 2

@@ -23,6 +23,7 @@ from ledger_svc.store.writer import StoreRefused, verify_store
 
 BACKUP_PREFIX = "ledger-"
 BACKUP_SUFFIX = ".db"
+_NAME_TIME = "%Y%m%dT%H%M%S.%fZ"
 # Recorded in the copy's meta table: when the backup was taken (ISO 8601, UTC).
 TAKEN_AT_KEY = "backup_taken_at"
 
@@ -53,7 +54,7 @@ def take(data_dir: Path, backup_dir: Path, now: datetime | None = None) -> Backu
             f"there is no ledger store at {source_path}: is the ledger's volume mounted there?"
         )
     backup_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{BACKUP_PREFIX}{taken_at.strftime('%Y%m%dT%H%M%S.%fZ')}{BACKUP_SUFFIX}"
+    name = f"{BACKUP_PREFIX}{taken_at.astimezone(UTC).strftime(_NAME_TIME)}{BACKUP_SUFFIX}"
     final, partial = backup_dir / name, backup_dir / f".{name}.partial"
     try:
         # Not immutable even on a read-only mount: the writer is live, and only the -shm file shows a
@@ -111,6 +112,15 @@ def list_backups(backup_dir: Path) -> list[Path]:
     if not backup_dir.is_dir():
         return []
     return sorted(backup_dir.glob(f"{BACKUP_PREFIX}*{BACKUP_SUFFIX}"))
+
+
+def taken_at_of(path: Path) -> datetime | None:
+    """When the backup at path was taken, as its name says (None for a name this module did not write)."""
+    stamp = path.name.removeprefix(BACKUP_PREFIX).removesuffix(BACKUP_SUFFIX)
+    try:
+        return datetime.strptime(stamp, _NAME_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def prune(backup_dir: Path, keep: int) -> list[Path]:
