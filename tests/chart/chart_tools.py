@@ -175,10 +175,12 @@ class Rendered:
         return {obj["kind"] for obj in self.objects}
 
     def pod_specs(self) -> Iterator[tuple[str, Manifest]]:
-        """(object name, pod spec) of every workload and helm test pod."""
+        """(object name, pod spec) of every workload, job and helm test pod."""
         for obj in self.objects:
-            if obj["kind"] in ("Deployment", "StatefulSet"):
+            if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
                 yield obj["metadata"]["name"], obj["spec"]["template"]["spec"]
+            elif obj["kind"] == "CronJob":
+                yield obj["metadata"]["name"], obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
             elif obj["kind"] == "Pod":
                 yield obj["metadata"]["name"], obj["spec"]
 

@@ -15,6 +15,7 @@ REGISTRY = "registry.invalid/distsum"
 # What production pins the images by (values-production.yaml requires both).
 SUM_DIGEST = "sha256:" + "1" * 64
 LEDGER_DIGEST = "sha256:" + "2" * 64
+BACKUP_FILE = "ledger-20261207T101700.000000Z.db"
 SCENARIOS: dict[str, Values] = {
     "defaults": Values(),
     **{overlay.stem: Values(files=(overlay,)) for overlay in OVERLAYS if overlay.stem != "values-production"},
@@ -73,6 +74,8 @@ SCENARIOS: dict[str, Values] = {
         )
     ),
     "tracing-off": Values(sets=("tracing.enabled=false",)),
+    # Scheduled backups, and a ledger started to restore one.
+    "backups": Values(sets=("ledger.backup.enabled=true", f"ledger.backup.restoreFrom={BACKUP_FILE}")),
     # The three sources of certificates (the defaults are the chart's own CA), and a mesh instead.
     "cert-manager": Values(
         sets=("tls.certManager.issuerRef.name=platform-ca", "tls.certManager.issuerRef.kind=ClusterIssuer")

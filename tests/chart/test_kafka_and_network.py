@@ -60,7 +60,11 @@ def test_default_deny_selects_only_the_charts_own_pods(defaults: Rendered) -> No
     selector = deny["spec"]["podSelector"]
     assert selector["matchLabels"]["app.kubernetes.io/instance"] == RELEASE
     assert selector["matchExpressions"] == [
-        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["sum", "ledger", "test"]}
+        {
+            "key": "app.kubernetes.io/component",
+            "operator": "In",
+            "values": ["sum", "ledger", "ledger-backup", "test"],
+        }
     ]
     assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]

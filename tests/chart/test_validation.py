@@ -179,6 +179,15 @@ def test_strimzi_check_rejects_fields_v1_dropped(strimzi_report: dict[str, list[
         ),
         (Values(sets=("tls.clients[0].name=Not_A_Label",)), "/tls/clients/0/name"),
         (Values(sets=("tls.certManager.issuerRef.kind=Vault",)), "/tls/certManager/issuerRef/kind"),
+        (
+            Values(sets=("ledger.backup.restoreFrom=ledger-20261207T101700.000000Z.db",)),
+            "exists only with ledger.backup.enabled=true",
+        ),
+        (
+            Values(sets=("ledger.backup.enabled=true", "ledger.backup.restoreFrom=../../etc/passwd")),
+            "/ledger/backup/restoreFrom",
+        ),
+        (Values(sets=("ledger.backup.keep=0",)), "/ledger/backup/keep"),
     ],
     ids=lambda v: ",".join(v.sets + v.set_strings + v.set_jsons) if isinstance(v, Values) else None,
 )

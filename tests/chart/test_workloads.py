@@ -14,7 +14,7 @@ from distsum.settings import KafkaSettings
 from ledger_svc.config import LedgerSettings
 from sum_svc.config import SumSettings
 from tests.chart.chart_tools import Rendered, Values, env_of, only_container, pod_spec
-from tests.chart.conftest import SCENARIOS
+from tests.chart.conftest import BACKUP_FILE, SCENARIOS
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -163,3 +163,69 @@ def test_an_all_digit_tag_renders_digit_for_digit(tag: str) -> None:
             assert container["image"].endswith(f":{tag}"), container["image"]
     labels = Rendered.of(Values(sets=(f"image.tag={tag}",))).one("Deployment", "sum")["metadata"]["labels"]
     assert labels["app.kubernetes.io/version"] == tag
+
+
+def test_backups_run_on_the_ledgers_node_against_its_own_volume(renders: dict[str, Rendered]) -> None:
+    """The job mounts the ledger's ReadWriteOnce volume, so it must land on the ledger's node; the ledger
+    reads the backups volume only, for its newest backup's age."""
+    rendered = renders["backups"]
+    ledger = rendered.one("StatefulSet", "ledger")
+    cron = rendered.one("CronJob", "ledger-backup")
+    job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (claim,) = rendered.of_kind("PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    (affinity,) = job["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    ledger_labels = ledger["spec"]["template"]["metadata"]["labels"]
+    assert affinity["labelSelector"]["matchLabels"].items() <= ledger_labels.items()
+    assert affinity["topologyKey"] == "kubernetes.io/hostname"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+    (container,) = job["containers"]
+    assert container["command"] == ["python", "-m", "ledger_svc.backup", "take"]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in job["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    data_template = ledger["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert claims[mounts["/data"]] == f"{data_template}-{ledger['metadata']['name']}-0"
+    assert claims[mounts["/backups"]] == claim["metadata"]["name"]
+    env = env_of(container)
+    assert (env["LEDGER_DATA_DIR"], env["LEDGER_BACKUP_DIR"], env["LEDGER_BACKUP_KEEP"]) == (
+        "/data",
+        "/backups",
+        "24",
+    )
+
+    ledger_container = only_container(ledger)
+    assert env_of(ledger_container)["LEDGER_BACKUP_DIR"] == "/backups"
+    (backups_mount,) = [m for m in ledger_container["volumeMounts"] if m["mountPath"] == "/backups"]
+    assert backups_mount["readOnly"] is True
+    for name in {**env, **env_of(ledger_container)}:
+        if name.startswith("LEDGER_"):
+            assert name.removeprefix("LEDGER_").lower() in LedgerSettings.model_fields, name
+
+
+def test_a_ledger_told_to_restore_does_so_only_onto_a_volume_without_a_store(
+    renders: dict[str, Rendered],
+) -> None:
+    ledger = renders["backups"].one("StatefulSet", "ledger")
+    (restore,) = pod_spec(ledger)["initContainers"]
+    assert restore["command"] == [
+        "python", "-m", "ledger_svc.backup", "restore", "--if-missing", f"/backups/{BACKUP_FILE}",
+    ]  # fmt: skip
+    mounts = {m["mountPath"]: m for m in restore["volumeMounts"]}
+    assert mounts["/data"]["name"] == "data"
+    assert mounts["/backups"]["readOnly"] is True
+    # It asks Kafka as the ledger, with the ledger's identity: the same Kafka variables.
+    kafka = {k: v for k, v in env_of(only_container(ledger)).items() if k.startswith("KAFKA_")}
+    assert kafka.items() <= env_of(restore).items()
+
+
+def test_no_backups_unless_asked(defaults: Rendered) -> None:
+    assert not defaults.of_kind("CronJob") and not defaults.of_kind("PersistentVolumeClaim")
+    ledger = defaults.one("StatefulSet", "ledger")
+    assert "initContainers" not in pod_spec(ledger)
+    assert "LEDGER_BACKUP_DIR" not in env_of(only_container(ledger))

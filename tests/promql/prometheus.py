@@ -17,11 +17,13 @@ import yaml
 from distsum.clients.ledger import http_json
 from distsum.clients.waiting import wait_until
 from localstack.processes import ManagedProcess
-from tests.chart.chart_tools import REPO, Rendered
+from tests.chart.chart_tools import REPO, Rendered, Values
 
 ENSURE = REPO / "scripts" / "prometheus" / "ensure.sh"
 # Not the release name, so that a template scoping by .Release.Name instead of .Release.Namespace shows.
 NAMESPACE = "distsum-test"
+# The values the rules are rendered with: every optional alert included.
+BACKUPS_ON = Values(sets=("ledger.backup.enabled=true",))
 _SKIP = 77
 
 
@@ -35,8 +37,8 @@ def prometheus_bin_dir() -> Path:
 
 
 def rule_groups() -> list[dict[str, Any]]:
-    """The chart's alerting rules, rendered into NAMESPACE."""
-    (rule,) = Rendered.of(namespace=NAMESPACE).of_kind("PrometheusRule")
+    """The chart's alerting rules, rendered into NAMESPACE, with every optional alert (backups on)."""
+    (rule,) = Rendered.of(BACKUPS_ON, namespace=NAMESPACE).of_kind("PrometheusRule")
     groups: list[dict[str, Any]] = rule["spec"]["groups"]
     return groups
 

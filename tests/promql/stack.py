@@ -59,7 +59,12 @@ def running_stack(topic: Topic, work_dir: Path) -> Iterator[Stack]:
         ledger = local.ledger(
             LEDGER_POD,
             wait=False,
-            env={"LEDGER_GROUP_ID": f"ledger-{topic.name}", "LEDGER_GROUP_INSTANCE_ID": LEDGER_POD},
+            env={
+                "LEDGER_GROUP_ID": f"ledger-{topic.name}",
+                "LEDGER_GROUP_INSTANCE_ID": LEDGER_POD,
+                # As the chart's ledger with backups on: its newest backup's age is an alert's signal.
+                "LEDGER_BACKUP_DIR": str(work_dir / "backups"),
+            },
         )
         for service in sum_services:
             service.wait_status("SERVING")

@@ -47,6 +47,7 @@ QUIET = {
     "LedgerKafkaLogRestarted",
     "LedgerKafkaLogUnknown",
     "LedgerDown",
+    "LedgerBackupStale",
 }
 
 

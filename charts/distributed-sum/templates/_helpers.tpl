@@ -67,6 +67,15 @@ The ledger is a StatefulSet: its pods carry the label controller-revision-hash=<
 {{- printf "%s-ledger" (include "distributed-sum.fullname" . | trunc 45 | trimSuffix "-") }}
 {{- end }}
 
+{{- /* The ledger's data volume, as the StatefulSet's volume claim template names it for its one pod. */}}
+{{- define "distributed-sum.ledger.dataClaim" -}}
+{{- printf "data-%s-0" (include "distributed-sum.ledger.fullname" .) }}
+{{- end }}
+
+{{- define "distributed-sum.ledger.backupClaim" -}}
+{{- printf "%s-backups" (include "distributed-sum.ledger.fullname" .) }}
+{{- end }}
+
 {{/* Usage: include "distributed-sum.image" (dict "ctx" $ "image" .Values.sum.image) */}}
 {{- define "distributed-sum.image" -}}
 {{- $tag := include "distributed-sum.tagText" (.image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion) }}

@@ -20,6 +20,7 @@ from ledger_svc.backup.restore import Restored, RestoreRefused, restore
 from ledger_svc.backup.snapshot import Backup, BackupFailed, newest, prune, read, take
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume.kafka_clients import KafkaLogInspector
+from ledger_svc.store.schema import STORE_FILE
 
 log = logging.getLogger("ledger_svc.backup")
 tracer = trace.get_tracer(__name__)
@@ -63,6 +64,10 @@ def _show(config: LedgerSettings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _restore(config: LedgerSettings, args: argparse.Namespace) -> dict[str, Any]:
+    if args.if_missing and (config.data_dir / STORE_FILE).exists():
+        # The chart's init container, on every start after the restore: the store in place stays.
+        log.info("a store is in place; nothing restored", extra={"data_dir": str(config.data_dir)})
+        return {"restored_to": None, "reason": f"{config.data_dir / STORE_FILE} exists"}
     kafka = settings.load(settings.KafkaSettings)
     with tracer.start_as_current_span("ledger backup restore"):
         restored: Restored = restore(
@@ -87,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     show_command.add_argument("backup", type=Path, nargs="?")
     restore_command = commands.add_parser("restore", help="restore a backup onto an empty volume")
     restore_command.add_argument("backup", type=Path)
+    restore_command.add_argument(
+        "--if-missing", action="store_true", help="do nothing (exit 0) where the volume holds a store"
+    )
     args = parser.parse_args(argv)
 
     logs.configure("ledger-backup")
