@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,6 +143,16 @@ class Release:
     def sum_image(self) -> str:
         return f"distributed-sum/sum-svc:{Settings.from_env().image_tag}"
 
+    def upgrade(self, settings: Settings, *sets: str, wait: bool = False) -> subprocess.CompletedProcess[str]:
+        """`helm upgrade` of the live release with its values and these --set assignments."""
+        argv = [settings.helm, "upgrade", self.name, str(CHART), "--kube-context", settings.context,
+                "--namespace", self.namespace, "--reuse-values", "--timeout", HELM_TIMEOUT]  # fmt: skip
+        for assignment in sets:
+            argv += ["--set", assignment]
+        return subprocess.run(
+            [*argv, *(["--wait"] if wait else [])], capture_output=True, text=True, timeout=400, check=False
+        )
+
 
 @pytest.fixture(scope="session")
 def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka_bootstrap: str) -> Release:
@@ -159,6 +170,8 @@ def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka
         # Prometheus is there: the ServiceMonitors and rules it is to select.
         "--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.prometheusRule.enabled=true",
         "--set", f"image.tag={settings.image_tag}",
+        # Backups on, never on their schedule during the run: tests take them when they mean to.
+        "--set", "ledger.backup.enabled=true", "--set", "ledger.backup.schedule=0 0 1 1 *",
         # Besides the default operator, an identity that may read the ledger but not add.
         "--set-json", f"tls.clients={json.dumps(CLIENTS)}",
         "--wait", "--timeout", HELM_TIMEOUT,

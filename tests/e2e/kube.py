@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -330,3 +332,12 @@ def run_in_cluster(batch: Any, core: Any, namespace: str, job: dict[str, Any], t
     assert done, f"no succeeded pod of job {namespace}/{name}"
     log: str = core.read_namespaced_pod_log(done[0].metadata.name, namespace)
     return log
+
+
+def prometheus_api(base: str, path: str, **query: str) -> Any:
+    """The data of a Prometheus HTTP API call (base: http://host:port)."""
+    url = f"{base}/api/v1/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        body = json.loads(reply.read())
+    assert body["status"] == "success", body
+    return body["data"]

@@ -5,31 +5,20 @@ without error, and the ledger's alert goes pending while the ledger is away and 
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import PROMETHEUS_NAMESPACE, PROMETHEUS_SERVICE, Release
-from tests.e2e.kube import Settings, port_forward, wait_pods_ready
+from tests.e2e.kube import Settings, port_forward, prometheus_api, wait_pods_ready
 
 SECONDS = 180  # a scrape and a rule evaluation are 30 s apart at most, after the operator's reload
-
-
-def _api(base: str, path: str, **query: str) -> Any:
-    url = f"{base}/api/v1/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        body = json.loads(reply.read())
-    assert body["status"] == "success", body
-    return body["data"]
 
 
 def test_both_targets_are_scraped_and_up(settings: Settings, release: Release) -> None:
     with port_forward(settings, PROMETHEUS_NAMESPACE, f"svc/{PROMETHEUS_SERVICE}", 9090) as prometheus:
 
         def ours_up() -> dict[str, str] | None:
-            targets = _api(f"http://{prometheus}", "targets", state="active")["activeTargets"]
+            targets = prometheus_api(f"http://{prometheus}", "targets", state="active")["activeTargets"]
             health = {
                 target["labels"].get("service", "?"): target["health"]
                 for target in targets
@@ -45,7 +34,7 @@ def test_every_rule_of_ours_is_loaded_and_evaluates(settings: Settings, release:
     with port_forward(settings, PROMETHEUS_NAMESPACE, f"svc/{PROMETHEUS_SERVICE}", 9090) as prometheus:
 
         def evaluated() -> list[dict[str, Any]] | None:
-            groups = _api(f"http://{prometheus}", "rules")["groups"]
+            groups = prometheus_api(f"http://{prometheus}", "rules")["groups"]
             ours = [group for group in groups if group["name"].startswith("distributed-sum.")]
             rules = [rule for group in ours for rule in group["rules"]]
             if not rules or any(rule["lastEvaluation"].startswith("0001-") for rule in rules):
@@ -61,7 +50,7 @@ def _ledger_down(base: str, namespace: str) -> str | None:
     """The state of the LedgerDown alert for the namespace (pending, firing), None while it is inactive."""
     states = [
         alert["state"]
-        for alert in _api(base, "alerts")["alerts"]
+        for alert in prometheus_api(base, "alerts")["alerts"]
         if alert["labels"].get("alertname") == "LedgerDown" and alert["labels"].get("namespace") == namespace
     ]
     return states[0] if states else None

@@ -5,29 +5,19 @@ The module's name sorts last: it changes the shared release (and puts it back wh
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from distsum.clients.waiting import wait_until
 from tests.e2e.conftest import Release
-from tests.e2e.kube import CHART, Settings
+from tests.e2e.kube import Settings
 
 REPLICAS = 3
-
-
-def upgrade(settings: Settings, release: Release, *sets: str) -> subprocess.CompletedProcess[str]:
-    """`helm upgrade` of the live release with its values and these --set assignments, no wait."""
-    argv = [settings.helm, "upgrade", release.name, str(CHART), "--kube-context", settings.context,
-            "--namespace", release.namespace, "--reuse-values", "--timeout", "3m"]  # fmt: skip
-    for assignment in sets:
-        argv += ["--set", assignment]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
 
 
 def test_a_new_ledger_volume_size_is_refused_with_the_way_forward(
     settings: Settings, release: Release
 ) -> None:
-    refused = upgrade(settings, release, "ledger.persistence.size=3Gi")
+    refused = release.upgrade(settings, "ledger.persistence.size=3Gi")
     assert refused.returncode != 0, refused.stdout
     assert "differs from the running StatefulSet" in refused.stderr, refused.stderr
     assert "--cascade=orphan" in refused.stderr
@@ -46,7 +36,7 @@ def test_an_upgrade_keeps_the_certificates_the_chart_made(
 
     before = certificates()
     assert {name.rsplit("-", 1)[-1] for name in before} >= {"ca", "tls", "operator", "auditor"}, before.keys()
-    done = upgrade(settings, release)
+    done = release.upgrade(settings)
     assert done.returncode == 0, done.stderr
     assert certificates() == before
 
@@ -56,8 +46,8 @@ def test_turning_the_hpa_on_keeps_the_running_replicas(
 ) -> None:
     name = release.scale_sum(apps, REPLICAS)
     try:
-        done = upgrade(
-            settings, release,
+        done = release.upgrade(
+            settings,
             "sum.autoscaling.enabled=true", "sum.autoscaling.minReplicas=1", "sum.autoscaling.maxReplicas=5",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -65,7 +55,7 @@ def test_turning_the_hpa_on_keeps_the_running_replicas(
         spec = apps.read_namespaced_deployment(name, release.namespace).spec
         assert spec.replicas == REPLICAS
     finally:
-        upgrade(settings, release, "sum.autoscaling.enabled=false")
+        release.upgrade(settings, "sum.autoscaling.enabled=false")
         release.scale_sum(apps, 1)
         wait_until(
             lambda: apps.read_namespaced_deployment(name, release.namespace).status.ready_replicas == 1,
