@@ -11,6 +11,7 @@ import base64
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -277,6 +278,15 @@ class KafkaBroker:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): its connections stay open and nothing answers."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def wipe(self) -> None:
         """Delete the stopped broker's logs and metadata: its next start formats a new cluster with empty

@@ -137,6 +137,12 @@ class KafkaCluster:
     def kill(self, node_id: int) -> None:
         self.node(node_id).kill()
 
+    def pause(self, node_id: int) -> None:
+        self.node(node_id).pause()
+
+    def resume(self, node_id: int) -> None:
+        self.node(node_id).resume()
+
     def restart(self, node_id: int, timeout: float = READY_TIMEOUT) -> None:
         node = self.node(node_id)
         node.start()

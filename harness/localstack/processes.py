@@ -73,6 +73,13 @@ class ManagedProcess:
             self._signal_group(signal.SIGKILL)
             self._process.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP the whole process group: frozen as by a long GC pause, CPU throttling or a frozen node."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
     def wait(self, timeout: float) -> int:
         assert self._process is not None
         return self._process.wait(timeout)

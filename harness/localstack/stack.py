@@ -148,6 +148,15 @@ class Ledger:
             raise RuntimeError(f"{self.settings.status_file} names no consumer")
         return status.pid
 
+    def pause_consumer(self) -> int:
+        """SIGSTOP only the consumer process (its supervisor and web server keep running); its pid."""
+        pid = self.consumer_pid()
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    def resume_consumer(self, pid: int) -> None:
+        os.kill(pid, signal.SIGCONT)
+
     def kill_consumer(self, timeout: float = 30) -> None:
         """SIGKILL only the consumer process; its supervisor must notice and stop the whole ledger."""
         os.kill(self.consumer_pid(), signal.SIGKILL)

@@ -8,6 +8,13 @@ its supervisor stops the rest, and the ledger is started again as a container wo
 `full_volume` (fill the ledger's tmpfs volume, deliver an acknowledged event again so the ledger has
 something to store, hold, free it) and `log_restart` (every node's storage
 wiped under the running ledger: a Kafka log that starts again).
+
+Pauses (SIGSTOP, then SIGCONT; processes frozen by a long GC, CPU throttling or a frozen node, which
+kills alone never show): `sum_pause` (a sum service, longer than the clients' deadline, so they retry
+elsewhere while its calls and produce requests are in flight), `consumer_pause` (the ledger's consumer,
+longer than its 15 s Kafka session: the group moves on without it and it must rejoin) and
+`broker_pause` (the node leading the most partitions, longer than its 9 s KRaft session: the controller
+fences it and leadership moves while it still holds connections).
 """
 
 from __future__ import annotations
@@ -31,7 +38,17 @@ from soak.clients import Clients
 from soak.readback import EntryReader
 from soak.stack import Stack, is_tmpfs
 
-KINDS = ("sum_kill", "ledger_kill", "consumer_kill", "broker_kill", "full_volume", "log_restart")
+KINDS = (
+    "sum_kill",
+    "ledger_kill",
+    "consumer_kill",
+    "broker_kill",
+    "full_volume",
+    "log_restart",
+    "sum_pause",
+    "consumer_pause",
+    "broker_pause",
+)
 RECOVERY_TIMEOUT = 180.0
 LOG_GRACE = 5.0  # error lines this long after a recovery still belong to the fault
 
@@ -171,6 +188,40 @@ class FaultDriver:
         cluster.restart(node, RECOVERY_TIMEOUT)
         wait_until(lambda: cluster.fully_replicated(TOPIC), RECOVERY_TIMEOUT, "all replicas in sync", 0.2)
         return f"kafka node {node}", f"led {led} of the topic's partitions"
+
+    def _sum_pause(self) -> tuple[str, str]:
+        service = self.rng.choice(self.soak.sums)
+        seconds = self.rng.uniform(6.0, 10.0)
+        service.process.pause()
+        try:
+            self.stop.wait(seconds)
+        finally:
+            service.process.resume()
+        service.wait_status("SERVING", RECOVERY_TIMEOUT)
+        return service.process.name, f"stopped {seconds:.1f} s"
+
+    def _consumer_pause(self) -> tuple[str, str]:
+        ledger = self.soak.ledger
+        seconds = self.rng.uniform(17.0, 22.0)
+        pid = ledger.pause_consumer()
+        try:
+            self.stop.wait(seconds)
+        finally:
+            ledger.resume_consumer(pid)
+        ledger.wait_ready(RECOVERY_TIMEOUT)
+        return f"ledger consumer pid {pid}", f"stopped {seconds:.1f} s"
+
+    def _broker_pause(self) -> tuple[str, str]:
+        cluster = self.soak.cluster
+        node = cluster.busiest_leader(TOPIC)
+        seconds = self.rng.uniform(12.0, 18.0)
+        cluster.pause(node)
+        try:
+            self.stop.wait(seconds)
+        finally:
+            cluster.resume(node)
+        wait_until(lambda: cluster.fully_replicated(TOPIC), RECOVERY_TIMEOUT, "all replicas in sync", 0.2)
+        return f"kafka node {node}", f"stopped {seconds:.1f} s"
 
     def _full_volume(self) -> tuple[str, str]:
         ledger = self.soak.ledger

@@ -29,6 +29,9 @@ class SoakSettings(BaseSettings):
     broker_kills: Count = 3
     full_volumes: Count = 1
     log_restarts: Count = 1
+    sum_pauses: Count = 3
+    consumer_pauses: Count = 3
+    broker_pauses: Count = 2
     grpc_fuzz_cases: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
     rest_fuzz_cases: Annotated[int, Field(ge=0, le=1_000_000)] = 2_000
     volume_mib: Annotated[int, Field(ge=16, le=65536)] = 256
@@ -48,4 +51,7 @@ class SoakSettings(BaseSettings):
             "broker_kill": self.broker_kills,
             "full_volume": self.full_volumes,
             "log_restart": self.log_restarts,
+            "sum_pause": self.sum_pauses,
+            "consumer_pause": self.consumer_pauses,
+            "broker_pause": self.broker_pauses,
         }

@@ -19,6 +19,9 @@ SHORT = {
     "broker_kills": 1,
     "full_volumes": 1,
     "log_restarts": 1,
+    "sum_pauses": 1,
+    "consumer_pauses": 1,
+    "broker_pauses": 1,
     "grpc_fuzz_cases": 300,
     "rest_fuzz_cases": 0,  # tests/integration/test_rest_fuzz.py covers the REST API in make test
     "volume_mib": 64,
@@ -46,6 +49,9 @@ def test_a_short_soak_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> 
         "broker_kill": 1,
         "full_volume": 1,
         "log_restart": 1,
+        "sum_pause": 1,
+        "consumer_pause": 1,
+        "broker_pause": 1,
     }
     assert result["load"]["conflicts_sent"] > 0 and result["load"]["duplicates_sent"] > 0
     assert result["grpc_fuzz"]["cases"] >= SHORT["grpc_fuzz_cases"] and result["grpc_fuzz"]["check_ok"]

@@ -1,6 +1,6 @@
 """`python -m ledger_svc.backup`: take a backup of the running ledger's store, show what a backup holds,
 or restore one onto an empty volume (the ledger stopped). Configured like the ledger (LEDGER_DATA_DIR,
-LEDGER_BACKUP_DIR, LEDGER_BACKUP_KEEP, KAFKA_*); prints one JSON object describing the result on stdout,
+LEDGER_BACKUP_DIR, LEDGER_BACKUP_KEEP, KAFKA_*); prints the result as one JSON line on stdout,
 and exits 1 with the reason on stderr when nothing was done."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     finally:
         telemetry.shutdown_tracing()
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

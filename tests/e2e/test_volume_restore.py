@@ -1,4 +1,4 @@
-"""The restore drill on the real cluster: a backup of the running ledger taken the way the runbook says
+"""The restore drill on the real cluster (the module sorts last: it replaces the ledger's volume): a backup of the running ledger taken the way the runbook says
 (a Job from the chart's CronJob, on the ledger's node, against its ReadWriteOnce volume), Prometheus
 seeing it, then the ledger's volume lost and the backup restored by `helm upgrade --set
 ledger.backup.restoreFrom=...`: the restored ledger catches up from Kafka and every id sent before and
@@ -72,21 +72,20 @@ def take_backup(batch: Any, core: Any, settings: Settings, release: Release) -> 
     cron = f"{release.name}-distributed-sum-ledger-backup"
     run(settings.kubectl, "--context", settings.context, "-n", release.namespace,
         "create", "job", f"--from=cronjob/{cron}", job)  # fmt: skip
-    wait_job_complete(batch, core, release.namespace, job, 300)
-    lines = [
-        json.loads(line)
-        for line in job_logs(core, release.namespace, job).splitlines()
-        if line.startswith("{")
-    ]
+    try:
+        wait_job_complete(batch, core, release.namespace, job, 300)
+        log = job_logs(core, release.namespace, job)
+    finally:
+        # Gone with its pod, which would otherwise count among the release's pods in later tests.
+        batch.delete_namespaced_job(job, release.namespace, propagation_policy="Foreground")
+        wait_until(
+            lambda: job not in {j.metadata.name for j in batch.list_namespaced_job(release.namespace).items},
+            120,
+            f"job {job} to be deleted",
+            1.0,
+        )
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     (taken,) = [line for line in lines if line.get("msg") == "backup taken"]
-    # Gone with its pod, which would otherwise count among the release's pods in later tests.
-    batch.delete_namespaced_job(job, release.namespace, propagation_policy="Foreground")
-    wait_until(
-        lambda: job not in {j.metadata.name for j in batch.list_namespaced_job(release.namespace).items},
-        120,
-        f"job {job} to be deleted",
-        1.0,
-    )
     return dict(taken)
 
 
