@@ -1,8 +1,8 @@
-"""The restore drill on the real cluster (the module sorts last: it replaces the ledger's volume): a backup of the running ledger taken the way the runbook says
+"""The restore drill on the real cluster: a backup of the running ledger taken the way the runbook says
 (a Job from the chart's CronJob, on the ledger's node, against its ReadWriteOnce volume), Prometheus
 seeing it, then the ledger's volume lost and the backup restored by `helm upgrade --set
 ledger.backup.restoreFrom=...`: the restored ledger catches up from Kafka and every id sent before and
-after the backup is applied exactly once."""
+after the backup is applied exactly once. The module sorts last: it replaces the ledger's volume."""
 
 from __future__ import annotations
 
