@@ -39,6 +39,9 @@ class LedgerSettings(BaseSettings):
     # replaced) is noticed; each check costs a few small admin requests.
     log_check_interval_seconds: PositiveSeconds = 5
     ready_stale_seconds: PositiveSeconds = 15
+    # The supervisor kills a consumer whose heartbeat has not changed for this long (ledger_svc/watchdog.py):
+    # well above the longest call the loop makes between heartbeats (a consumer close waits 10 s).
+    consumer_stuck_seconds: Annotated[float, Field(ge=30, le=3600)] = 120
     # A static member may never rejoin after the group coordinator restarted (librdkafka #3437): a consumer
     # subscribed without partitions this long is replaced. At least 20 s, above the 15 s session timeout,
     # within which an empty assignment is an ordinary rebalance still waiting for a departed member.

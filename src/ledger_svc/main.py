@@ -23,10 +23,12 @@ from distsum.processes import die_with_parent
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume.main import EXIT_CREDENTIALS_ROTATED
 from ledger_svc.ops import server as metrics_port
+from ledger_svc.watchdog import ConsumerWatchdog
 
 log = logging.getLogger("ledger_svc")
 
 _STOP_GRACE_SECONDS = 20
+_WATCH_INTERVAL_SECONDS = 0.5
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -91,7 +93,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
 
-    exited_name, exit_code = _wait_for_first_exit(children)
+    watchdog = ConsumerWatchdog(config.status_file, config.consumer_stuck_seconds, children["consumer"].kill)
+    exited_name, exit_code = _wait_for_first_exit(children, watchdog)
     if not stopping:
         if (exited_name, exit_code) == ("consumer", EXIT_CREDENTIALS_ROTATED):
             log.warning("the consumer stopped for new Kafka credentials; restarting the ledger")
@@ -116,13 +119,19 @@ def main() -> None:
     sys.exit(128 - exit_code if exit_code < 0 else exit_code or 1)
 
 
-def _wait_for_first_exit(children: dict[str, subprocess.Popen[bytes]]) -> tuple[str, int]:
+def _wait_for_first_exit(
+    children: dict[str, subprocess.Popen[bytes]], watchdog: ConsumerWatchdog
+) -> tuple[str, int]:
     while True:
         try:
-            pid, status = os.wait()
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return "none", 1
         except InterruptedError:
+            continue
+        if pid == 0:
+            watchdog.check()
+            time.sleep(_WATCH_INTERVAL_SECONDS)
             continue
         for name, child in children.items():
             if child.pid == pid:
