@@ -182,12 +182,13 @@ class LocalStack:
     def _kafka_identity(self, principal: str) -> Mapping[str, str]:
         return self.kafka_tls.client_env(principal) if self.kafka_tls else {}
 
+    def _process_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """A service process's environment: this one's, the stack's Kafka and topic, then env."""
+        return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_TOPIC": self.topic, **env}
+
     def _start(self, name: str, module: str, env: dict[str, str]) -> ManagedProcess:
         process = ManagedProcess(
-            name,
-            python_module(module),
-            {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_TOPIC": self.topic, **env},
-            self.state_dir / "logs" / f"{name}.log",
+            name, python_module(module), self._process_env(env), self.state_dir / "logs" / f"{name}.log"
         )
         self.resources.callback(process.stop)
         return process.start()
@@ -270,17 +271,10 @@ class LocalStack:
     ) -> subprocess.CompletedProcess[str]:
         """Run `python -m ledger_svc.backup ARGS` on the ledger volume at data_dir, configured as a ledger
         of this stack (its Kafka, topic and identity), as an operator would; check the exit code yourself."""
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KAFKA_TOPIC": self.topic,
-            **self.service_env,
-            **self._kafka_identity(LEDGER_PRINCIPAL),
-            "LEDGER_DATA_DIR": str(data_dir),
-        }
+        env = {**self.service_env, **self._kafka_identity(LEDGER_PRINCIPAL), "LEDGER_DATA_DIR": str(data_dir)}
         return subprocess.run(
             [*python_module("ledger_svc.backup"), *args],
-            env=env,
+            env=self._process_env(env),
             capture_output=True,
             text=True,
             timeout=timeout,

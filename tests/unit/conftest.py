@@ -30,3 +30,21 @@ def writer(data_dir: Path) -> Iterator[LedgerWriter]:
     opened = LedgerWriter.open_or_create(data_dir)
     yield opened
     opened.close()
+
+
+class FakeClock:
+    """A clock (time.monotonic's shape) that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

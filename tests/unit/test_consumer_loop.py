@@ -57,6 +57,7 @@ class FakeConsumer:
         self._kafka = kafka
         self._stop = stop
         self._on_assign: RebalanceCallback | None = None
+        self._on_revoke: RebalanceCallback | None = None
         self.position: dict[int, int] = {}
         self.paused: set[int] = set()
 
@@ -67,7 +68,7 @@ class FakeConsumer:
         on_revoke: RebalanceCallback,
         on_lost: RebalanceCallback,
     ) -> None:
-        self._on_assign = on_assign
+        self._on_assign, self._on_revoke = on_assign, on_revoke
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         if self._on_assign is not None:
@@ -118,17 +119,6 @@ class ClosesLate(FakeConsumer):
         super().__init__(kafka, stop)
         self.release = threading.Event()
         self.closed = threading.Event()
-        self._on_revoke: RebalanceCallback | None = None
-
-    def subscribe(
-        self,
-        topics: list[str],
-        on_assign: RebalanceCallback,
-        on_revoke: RebalanceCallback,
-        on_lost: RebalanceCallback,
-    ) -> None:
-        super().subscribe(topics, on_assign, on_revoke, on_lost)
-        self._on_revoke = on_revoke
 
     def close(self) -> None:
         self.release.wait(30)

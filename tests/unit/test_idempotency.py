@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sum_svc.idempotency import IdempotencyRecord, RequestIdConflict
+from tests.unit.conftest import FakeClock
 
 TTL = 60.0
 
@@ -17,22 +18,6 @@ TTL = 60.0
 async def settled() -> None:
     """One loop turn: a completed delivery's settlement is scheduled on the loop, not run inline."""
     await asyncio.sleep(0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

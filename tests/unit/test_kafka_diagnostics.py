@@ -8,22 +8,10 @@ import pytest
 from confluent_kafka import KafkaError
 
 from distsum.kafka.diagnostics import KafkaDiagnostics
+from tests.unit.conftest import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def client_log(clock: Clock, interval: float = 60.0) -> KafkaDiagnostics:
+def client_log(clock: FakeClock, interval: float = 60.0) -> KafkaDiagnostics:
     return KafkaDiagnostics(logging.getLogger("test.kafka"), interval, clock)
 
 
@@ -32,7 +20,7 @@ def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int]]:
 
 
 def test_repeats_within_the_interval_are_counted_not_logged(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     diagnostics = client_log(clock)
     with caplog.at_level(logging.WARNING, "test.kafka"):
@@ -45,7 +33,7 @@ def test_repeats_within_the_interval_are_counted_not_logged(
     assert records(caplog) == [("_TRANSPORT", 0), ("_TRANSPORT", 499)]
 
 
-def test_each_kind_of_error_is_logged_on_its_own(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+def test_each_kind_of_error_is_logged_on_its_own(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     diagnostics = client_log(clock)
     with caplog.at_level(logging.WARNING, "test.kafka"):
         diagnostics.on_error(KafkaError(KafkaError._TRANSPORT, "connect refused"))
@@ -56,14 +44,14 @@ def test_each_kind_of_error_is_logged_on_its_own(clock: Clock, caplog: pytest.Lo
     assert caplog.records[1].__dict__["detail"] == "1/1 brokers are down"
 
 
-def test_fatal_errors_are_logged_as_errors(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+def test_fatal_errors_are_logged_as_errors(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "test.kafka"):
         client_log(clock).on_error(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
 
     assert caplog.records[0].levelno == logging.ERROR
 
 
-def test_librdkafka_itself_is_quiet_unless_debugging(clock: Clock) -> None:
+def test_librdkafka_itself_is_quiet_unless_debugging(clock: FakeClock) -> None:
     logger = logging.getLogger("test.kafka.level")
     diagnostics = KafkaDiagnostics(logger, 60.0, clock)
     logger.setLevel(logging.INFO)

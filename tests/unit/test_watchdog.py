@@ -12,16 +12,9 @@ import pytest
 from ledger_svc import consumer_status
 from ledger_svc.consumer_status import ConsumerStatus
 from ledger_svc.watchdog import ConsumerWatchdog
+from tests.unit.conftest import FakeClock
 
 STUCK_AFTER = 120.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -37,9 +30,9 @@ def report(path: Path, heartbeat: float) -> None:
 
 
 def test_a_consumer_that_stops_reporting_is_killed_once(
-    tmp_path: Path, consumer: subprocess.Popen[bytes]
+    tmp_path: Path, consumer: subprocess.Popen[bytes], clock: FakeClock
 ) -> None:
-    status, clock = tmp_path / "consumer-status.json", Clock()
+    status = tmp_path / "consumer-status.json"
     watchdog = ConsumerWatchdog(status, STUCK_AFTER, consumer.kill, clock)
     watchdog.check()  # no report yet: opening a large store comes first
     clock.now += 10 * STUCK_AFTER
@@ -61,9 +54,11 @@ def test_a_consumer_that_stops_reporting_is_killed_once(
     assert watchdog.fired
 
 
-def test_a_wall_clock_step_is_no_stall(tmp_path: Path, consumer: subprocess.Popen[bytes]) -> None:
+def test_a_wall_clock_step_is_no_stall(
+    tmp_path: Path, consumer: subprocess.Popen[bytes], clock: FakeClock
+) -> None:
     """The heartbeat is wall-clock time; a step of the node's clock changes it without a stall."""
-    status, clock = tmp_path / "consumer-status.json", Clock()
+    status = tmp_path / "consumer-status.json"
     watchdog = ConsumerWatchdog(status, STUCK_AFTER, consumer.kill, clock)
     for heartbeat in (5000.0, 5001.0, 4000.0, 4001.0, 9000.0):
         report(status, heartbeat)
