@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from distsum.settings import Port, PositiveSeconds
 
+# The consumer's Kafka session: a member that has not heartbeated for this long is dropped from the group.
+KAFKA_SESSION_TIMEOUT_SECONDS = 15.0
+
 
 class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 from prometheus_client import Counter
 
 from distsum import event_codec
@@ -18,11 +18,18 @@ from distsum.domain import SumComputed
 from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
+from ledger_svc.consume.fences import FenceJudge
 from ledger_svc.consume.loop import LedgerConsumer
-from ledger_svc.consume.ports import DeadLetterFailed, RebalanceCallback
+from ledger_svc.consume.ports import (
+    DeadLetterFailed,
+    InstanceHolder,
+    KafkaConsumerFatal,
+    RebalanceCallback,
+)
 from ledger_svc.domain.incarnation import Checkpoint, Incarnation, IncarnationState
 from ledger_svc.store.reader import LedgerReader
 from ledger_svc.store.writer import LedgerWriter
+from tests.unit.conftest import FakeClock
 
 TOPIC = "sums"
 LOG = Incarnation("cluster-a", "topic-1")
@@ -127,6 +134,39 @@ class ClosesLate(FakeConsumer):
         self.closed.set()
 
 
+class FencedOnce(FakeConsumer):
+    """A consumer whose first read after its assignment reports the fatal fence, as librdkafka does."""
+
+    def __init__(self, kafka: FakeKafka, stop: threading.Event) -> None:
+        super().__init__(kafka, stop)
+        self.fenced = False
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        if self.position and not self.fenced:
+            self.fenced = True
+            fence = (
+                "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
+            )
+            return [Message(error=KafkaError(KafkaError._FATAL, fence, fatal=True))]
+        return super().consume(num_messages, timeout)
+
+
+class FakeMembers:
+    """What the group coordinator lists as the holder of the ledger's group.instance.id: nobody, or a
+    member that lives on."""
+
+    def __init__(self, holder: InstanceHolder | None = None) -> None:
+        self.holder = holder
+
+    def holder_of_instance(self) -> InstanceHolder | None:
+        return self.holder
+
+
+def fence_judge(holder: InstanceHolder | None = None) -> FenceJudge:
+    clock = FakeClock()
+    return FenceJudge(FakeMembers(holder), "ledger-0", 15, clock=clock, sleep=clock.advance)
+
+
 class FakeInspector:
     """Describes the fake log as Kafka would: its ids, offsets and the keys asked for."""
 
@@ -181,6 +221,7 @@ def run_ledger(
         new_consumer=lambda: FakeConsumer(kafka, stop),
         inspector=FakeInspector(kafka),
         dead_letters=dead_letters or FakeDeadLetters(),
+        fences=fence_judge(),
     )
     consumer.run(stop)
 
@@ -292,6 +333,7 @@ def test_a_replaced_consumer_that_does_not_close_holds_nothing_up(
         new_consumer=new_consumer,
         inspector=FakeInspector(kafka),
         dead_letters=FakeDeadLetters(),
+        fences=fence_judge(),
     ).run(stop)
 
     assert writer.balance().count == 3
@@ -302,3 +344,56 @@ def test_a_replaced_consumer_that_does_not_close_holds_nothing_up(
     assert replaced.closed.wait(10), "the replaced consumer's close did not finish"
     status = consumer_status.read(config.status_file)
     assert status is not None and status.state == "stopped"
+
+
+def run_fenced_once(
+    config: LedgerSettings, writer: LedgerWriter, kafka: FakeKafka, holder: InstanceHolder | None
+) -> list[FakeConsumer]:
+    stop = threading.Event()
+    consumers: list[FakeConsumer] = []
+
+    def new_consumer() -> FakeConsumer:
+        consumers.append((FakeConsumer if consumers else FencedOnce)(kafka, stop))
+        return consumers[-1]
+
+    LedgerConsumer(
+        config,
+        TOPIC,
+        writer,
+        new_consumer=new_consumer,
+        inspector=FakeInspector(kafka),
+        dead_letters=FakeDeadLetters(),
+        fences=fence_judge(holder),
+    ).run(stop)
+    return consumers
+
+
+def test_a_consumer_fenced_by_its_own_late_join_is_replaced_and_nothing_is_lost(
+    config: LedgerSettings, writer: LedgerWriter
+) -> None:
+    """After a coordinator stall, a join the consumer had given up on can fence the one that replaced it;
+    nobody heartbeats for the member it made, the coordinator drops it, and the loop rejoins."""
+    kafka = FakeKafka(partitions=2)
+    for n in range(4):
+        kafka.append(n % 2, event(n))
+    fences_before = counted(metrics.CONSUMER_OWN_FENCES)
+
+    consumers = run_fenced_once(config, writer, kafka, holder=None)
+
+    assert [type(c) for c in consumers] == [FencedOnce, FakeConsumer]
+    assert (writer.balance().count, writer.balance().total) == (4, sum(n + 1 for n in range(4)))
+    assert counted(metrics.CONSUMER_OWN_FENCES) == fences_before + 1
+
+
+def test_a_consumer_fenced_by_a_member_that_lives_on_ends_the_loop_naming_it(
+    config: LedgerSettings, writer: LedgerWriter
+) -> None:
+    kafka = FakeKafka(partitions=1)
+    kafka.append(0, event(0))
+
+    with pytest.raises(
+        KafkaConsumerFatal, match=r"still held by member 'm-99' \(client 'ledger' at /10\.0\.0\.9\)"
+    ):
+        run_fenced_once(config, writer, kafka, InstanceHolder("m-99", "ledger", "/10.0.0.9"))
+
+    assert writer.balance().count == 0

@@ -38,27 +38,6 @@ log = logging.getLogger(__name__)
 _REQUEST_TIMEOUT = 5.0
 
 
-def new_consumer(config: LedgerSettings, kafka: KafkaSettings) -> Consumer:
-    return kafka_clients.consumer(
-        kafka.bootstrap_servers,
-        log,
-        {
-            "group.id": config.group_id,
-            # Static membership: a restarted ledger gets its partitions back at once, without waiting
-            # out the session timeout of its previous incarnation.
-            "group.instance.id": config.group_instance_id,
-            "session.timeout.ms": 15_000,
-            "client.id": "ledger",
-            # The store, not Kafka, decides where to resume; Kafka commits are informational.
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        },
-        security=client_security(kafka),
-    )
-
-
 def close_within(consumer: KafkaConsumer, timeout: float) -> bool:
     """Close the consumer, waiting at most timeout seconds; False if it is still closing then, on a daemon
     thread (which serves its last rebalance callbacks)."""

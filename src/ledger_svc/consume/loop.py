@@ -18,7 +18,8 @@ the callbacks it still runs there change nothing.
 
 A fatal consumer error ends the loop with KafkaConsumerFatal instead, and the process exits (see
 ports): the case librdkafka documents is another member with the same group.instance.id
-fencing this one.
+fencing this one. Only a fence by one of this process's own joins, processed late after a coordinator
+stall, is answered with a new consumer instead (fences.FenceJudge).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ledger_svc import consumer_status
 from ledger_svc.config import LedgerSettings
 from ledger_svc.consume import metrics
 from ledger_svc.consume.batch import Batch
+from ledger_svc.consume.fences import FenceJudge
 from ledger_svc.consume.incarnation_guard import IncarnationGuard
 from ledger_svc.consume.kafka_clients import close_within
 from ledger_svc.consume.ports import (
@@ -43,6 +45,7 @@ from ledger_svc.consume.ports import (
     DeadLetterSink,
     IncarnationInspector,
     KafkaConsumer,
+    KafkaConsumerFatal,
     raise_if_fatal,
 )
 from ledger_svc.consumer_status import CONSUMING, ConsumerStatus
@@ -66,11 +69,13 @@ class LedgerConsumer:
         new_consumer: Callable[[], KafkaConsumer],
         inspector: IncarnationInspector,
         dead_letters: DeadLetterSink,
+        fences: FenceJudge,
     ):
         self._config = config
         self._topic = topic
         self._writer = writer
         self._dead_letters = dead_letters
+        self._fences = fences
         self._new_consumer = new_consumer
         self._consumer = new_consumer()
         self._guard = IncarnationGuard(config, topic, writer, inspector)
@@ -91,19 +96,24 @@ class LedgerConsumer:
         log.info("consuming", extra={"topic": self._topic, "group_id": self._config.group_id})
         try:
             while not stop.is_set():
-                if self._pending is None:
-                    # Only between batches: a reset checkpoint must not be overwritten by a batch read
-                    # before it.
-                    self._guard_logs()
-                    self._rejoin_if_left_out()
-                    self._pending = self._receive()
-                if self._pending is not None and not self._finish(self._pending):
-                    self._wait_while_degraded(stop)
-                self._heartbeat()
+                try:
+                    self._turn(stop)
+                except KafkaConsumerFatal as fatal:
+                    self._rejoin_if_fenced_by_own_join(fatal)
         finally:
             self._close(self._consumer)
             self._set_status("stopped", reason="shutting down")
             self._dead_letters.close(5)
+
+    def _turn(self, stop: threading.Event) -> None:
+        if self._pending is None:
+            # Only between batches: a reset checkpoint must not be overwritten by a batch read before it.
+            self._guard_logs()
+            self._rejoin_if_left_out()
+            self._pending = self._receive()
+        if self._pending is not None and not self._finish(self._pending):
+            self._wait_while_degraded(stop)
+        self._heartbeat()
 
     def _receive(self) -> Batch | None:
         messages = self._consumer.consume(self._config.batch_max_messages, self._config.batch_wait_seconds)
@@ -228,6 +238,24 @@ class LedgerConsumer:
         with tracer.start_as_current_span(
             "ledger rejoin kafka group", attributes={"ledger.seconds_without_partitions": waited}
         ):
+            self._replace_consumer()
+
+    def _rejoin_if_fenced_by_own_join(self, fatal: KafkaConsumerFatal) -> None:
+        self._set_status("rebalancing", reason="fenced: waiting to see whether another member holds the id")
+        log.warning(
+            "the consumer was fenced; watching whether the member that fenced it lives",
+            extra={"reason": str(fatal), "group_instance_id": self._config.group_instance_id},
+        )
+        refusal = self._fences.refusal(waiting=self._heartbeat)
+        if refusal:
+            raise KafkaConsumerFatal(f"{fatal}; {refusal}") from fatal
+        log.warning("the consumer was fenced by a join of its own that Kafka processed late; rejoining")
+        metrics.CONSUMER_OWN_FENCES.inc()
+        with tracer.start_as_current_span("ledger rejoin after own fence"):
+            # As on a revoke: the new consumer's assignment seeks back to the store's offsets.
+            if self._pending is not None and not self._pending.committed:
+                self._pending.end_spans()
+                self._pending = None
             self._replace_consumer()
 
     def _on_assign(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:

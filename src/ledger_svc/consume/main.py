@@ -10,10 +10,12 @@ import threading
 from distsum import logs, settings, telemetry
 from distsum.kafka.security import CredentialRotation
 from ledger_svc import consumer_status
-from ledger_svc.config import LedgerSettings
-from ledger_svc.consume.kafka_clients import DeadLetterPublisher, KafkaLogInspector, new_consumer
+from ledger_svc.config import KAFKA_SESSION_TIMEOUT_SECONDS, LedgerSettings
+from ledger_svc.consume.fences import FenceJudge
+from ledger_svc.consume.kafka_clients import DeadLetterPublisher, KafkaLogInspector
 from ledger_svc.consume.loop import LedgerConsumer
 from ledger_svc.consume.ports import KafkaConsumerFatal
+from ledger_svc.consume.static_membership import StaticMembership
 from ledger_svc.consumer_status import ConsumerStatus
 from ledger_svc.store.writer import LedgerWriter, StoreRefused, StoreUnwritable
 
@@ -62,13 +64,15 @@ def main() -> None:
     rotation.start()
     try:
         dead_letters = DeadLetterPublisher(kafka, config.dead_letters_for(kafka.topic))
+        membership = StaticMembership(config, kafka)
         LedgerConsumer(
             config,
             kafka.topic,
             writer,
-            new_consumer=lambda: new_consumer(config, kafka),
+            new_consumer=membership.new_consumer,
             inspector=KafkaLogInspector(config, kafka),
             dead_letters=dead_letters,
+            fences=FenceJudge(membership, config.group_instance_id, KAFKA_SESSION_TIMEOUT_SECONDS),
         ).run(stop)
     except KafkaConsumerFatal as exc:
         log.critical(

@@ -63,6 +63,12 @@ CONSUMER_REJOINS = Counter(
     "Times the consumer was replaced to rejoin its group after LEDGER_REJOIN_AFTER_SECONDS subscribed"
     " without partitions.",
 )
+CONSUMER_OWN_FENCES = Counter(
+    "ledger_consumer_own_fences_total",
+    "Times the consumer was fenced by a join of its own that Kafka processed late (after a coordinator"
+    " stall: the member it made was dropped within the session timeout) and was replaced; a fence by a"
+    " member that lives on ends the consumer process.",
+)
 CONSUMER_CLOSE_TIMEOUTS = Counter(
     "ledger_consumer_close_timeouts_total",
     "Kafka consumers (replaced, or at shutdown) that did not close within"

@@ -4,6 +4,7 @@ them: kafka_clients implements them over confluent-kafka, the unit tests with fa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -52,6 +53,26 @@ class IncarnationInspector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class InstanceHolder:
+    """The member the group coordinator lists with the ledger's group.instance.id."""
+
+    member_id: str
+    client_id: str
+    host: str
+
+
+class GroupMembers(Protocol):
+    def holder_of_instance(self) -> InstanceHolder | None:
+        """Who holds the ledger's group.instance.id now; None where Kafka lists nobody. Raises
+        GroupUnknown where Kafka cannot say."""
+        ...
+
+
+class GroupUnknown(RuntimeError):
+    """Kafka could not describe the consumer group."""
+
+
 class DeadLetterSink(Protocol):
     def send(self, poison: list[tuple[Message, str]], timeout: float) -> None:
         """Publish every record and wait for all acknowledgements; raise DeadLetterFailed if any is
@@ -84,6 +105,11 @@ class KafkaConsumerFatal(RuntimeError):
     decide: Kubernetes restarts the pod with a growing back-off and counts the restarts, which shows a
     duplicate that keeps fencing, while an old incarnation (a pod cut off from the cluster while its
     successor started) just goes away. Nothing is lost: the store holds the offsets to resume from.
+
+    The one fence the loop survives is a consumer's own: after a coordinator stall, a join the consumer
+    had given up on can be processed late and fence the join that replaced it (KAFKA-20985). Nobody
+    heartbeats for the member that join made, so the coordinator drops it within the session timeout;
+    a member still listed after that is another process (consume.fences).
     """
 
 
