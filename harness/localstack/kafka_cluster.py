@@ -116,6 +116,18 @@ class KafkaCluster:
             raise RuntimeError(f"no partition of {topic!r} has a leader")
         return min(counts, key=lambda node: (-counts[node], node))
 
+    def group_coordinator(self, group: str, timeout: float = 30) -> int:
+        """The node coordinating the consumer group, retrying while it moves."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = admin_client(self.bootstrap, self.client_security)
+                return int(admin.describe_consumer_groups([group])[group].result(5).coordinator.id)
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no coordinator for group {group!r} within {timeout:.0f} s") from exc
+            time.sleep(0.5)
+
     def fully_replicated(self, topic: str) -> bool:
         """Every partition has a leader and all replicas in sync."""
         try:

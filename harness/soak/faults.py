@@ -13,8 +13,10 @@ Pauses (SIGSTOP, then SIGCONT; processes frozen by a long GC, CPU throttling or 
 kills alone never show): `sum_pause` (a sum service, longer than the clients' deadline, so they retry
 elsewhere while its calls and produce requests are in flight), `consumer_pause` (the ledger's consumer,
 longer than its 15 s Kafka session: the group moves on without it and it must rejoin) and
-`broker_pause` (the node leading the most partitions, longer than its 9 s KRaft session: the controller
-fences it and leadership moves while it still holds connections).
+`broker_pause` (longer than a node's 9 s KRaft session: the controller fences it and leadership moves
+while it still holds connections; the first, third, ... pause the ledger group's coordinator, whose
+stall can leave a join of the consumer's own processed late, the others the node leading the most
+partitions).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from distsum.kafka import clients as kafka_clients
 from localstack.stack import TOPIC
 from soak.clients import Clients
 from soak.readback import EntryReader
-from soak.stack import Stack, is_tmpfs
+from soak.stack import LEDGER_GROUP, Stack, is_tmpfs
 
 KINDS = (
     "sum_kill",
@@ -213,7 +215,11 @@ class FaultDriver:
 
     def _broker_pause(self) -> tuple[str, str]:
         cluster = self.soak.cluster
-        node = cluster.busiest_leader(TOPIC)
+        earlier = sum(1 for r in self.records if r.kind == "broker_pause")
+        if earlier % 2 == 0:
+            node, role = cluster.group_coordinator(LEDGER_GROUP), "coordinator of the ledger's group"
+        else:
+            node, role = cluster.busiest_leader(TOPIC), "leader of the most partitions"
         seconds = self.rng.uniform(12.0, 18.0)
         cluster.pause(node)
         try:
@@ -221,7 +227,7 @@ class FaultDriver:
         finally:
             cluster.resume(node)
         wait_until(lambda: cluster.fully_replicated(TOPIC), RECOVERY_TIMEOUT, "all replicas in sync", 0.2)
-        return f"kafka node {node}", f"stopped {seconds:.1f} s"
+        return f"kafka node {node} ({role})", f"stopped {seconds:.1f} s"
 
     def _full_volume(self) -> tuple[str, str]:
         ledger = self.soak.ledger

@@ -17,6 +17,7 @@ from localstack.processes import ManagedProcess
 from localstack.stack import QUICK_RECOVERY, Ledger, SumService, local_stack
 
 PARTITIONS = 6
+LEDGER_GROUP = "distsum-soak"
 START_TIMEOUT = 90.0
 
 
@@ -79,7 +80,7 @@ def start(resources: contextlib.ExitStack, state: Path, volume_mib: int) -> Stac
         data_dir=data_dir,
         wait=False,
         env={
-            "LEDGER_GROUP_ID": "distsum-soak",
+            "LEDGER_GROUP_ID": LEDGER_GROUP,
             "LEDGER_GROUP_INSTANCE_ID": "soak-ledger",
             "LEDGER_LOG_CHECK_INTERVAL_SECONDS": "2",
         },

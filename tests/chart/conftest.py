@@ -42,6 +42,8 @@ SCENARIOS: dict[str, Values] = {
     "kafka-scram": Values(sets=("kafka.authentication=scram-sha-512",)),
     "kafka-plaintext": Values(sets=("kafka.authentication=none", "kafka.allowPlaintext=true")),
     "hpa": Values(sets=("sum.autoscaling.enabled=true",)),
+    # A headless Service for clients that balance over the sum pods themselves.
+    "sum-headless": Values(sets=("sum.service.headless=true",)),
     "load-balancer": Values(
         sets=("sum.service.type=LoadBalancer", "ledger.service.type=LoadBalancer"),
         set_jsons=(

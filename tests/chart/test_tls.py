@@ -149,3 +149,16 @@ def test_each_identity_gets_its_rights_and_network_peers(renders: dict[str, Rend
 
     assert api_peers("sum", "grpc") == [client("operator")]
     assert api_peers("ledger", "http") == [client("operator"), client("auditor")]
+
+
+def test_a_headless_sum_service_is_named_in_the_sum_certificate(renders: dict[str, Rendered]) -> None:
+    data = secret_data(renders["sum-headless"], f"{FULLNAME}-sum-tls")
+    names = x509.load_pem_x509_certificate(data["tls.crt"]).extensions
+    dns = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    headless = f"{SERVICE_NAMES['sum']}-headless"
+    assert {headless, f"{headless}.distsum.svc", f"{SERVICE_NAMES['sum']}.distsum.svc"} <= set(dns)
+    ledger = secret_data(renders["sum-headless"], f"{FULLNAME}-ledger-tls")["tls.crt"]
+    ledger_names = x509.load_pem_x509_certificate(ledger).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert not [n for n in ledger_names.value.get_values_for_type(x509.DNSName) if "headless" in n]

@@ -16,6 +16,8 @@ from sum_svc.config import SumSettings
 from tests.chart.chart_tools import Rendered, Values, env_of, only_container, pod_spec
 from tests.chart.conftest import BACKUP_FILE, SCENARIOS
 
+FULLNAME = "distsum-distributed-sum"
+
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_workload_has_resources_and_probes(scenario: str, renders: dict[str, Rendered]) -> None:
@@ -71,6 +73,22 @@ def test_services_name_their_ports(defaults: Rendered) -> None:
     ledger_ports = {p["name"]: p for p in defaults.one("Service", "ledger")["spec"]["ports"]}
     assert ledger_ports["http"]["port"] == 8080
     assert ledger_ports["metrics"]["port"] == 9465
+
+
+def test_a_headless_sum_service_resolves_to_the_sum_pods_only_when_asked(
+    defaults: Rendered, renders: dict[str, Rendered]
+) -> None:
+    assert [
+        s["metadata"]["name"] for s in defaults.of_kind("Service") if "headless" in s["metadata"]["name"]
+    ] == []
+    rendered = renders["sum-headless"]
+    services = {s["metadata"]["name"]: s["spec"] for s in rendered.of_kind("Service")}
+    headless, cluster_ip = services[f"{FULLNAME}-sum-headless"], services[f"{FULLNAME}-sum"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == cluster_ip["selector"]
+    assert headless["ports"] == [
+        {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}
+    ]
 
 
 def test_the_ledger_is_live_while_its_supervisor_runs(defaults: Rendered) -> None:

@@ -38,6 +38,8 @@ CLIENTS = [
     {"name": "auditor", "add": False, "read": True},
 ]
 HELM_TIMEOUT = "5m"
+# Short, so that a channel's connections move to sum pods added while it runs within the scale-out test.
+MAX_CONNECTION_AGE_SECONDS = 30
 
 
 def under_make_e2e() -> bool:
@@ -172,6 +174,9 @@ def release(settings: Settings, namespace: str, monitoring_namespace: str, kafka
         "--set", f"image.tag={settings.image_tag}",
         # Backups on, never on their schedule during the run: tests take them when they mean to.
         "--set", "ledger.backup.enabled=true", "--set", "ledger.backup.schedule=0 0 1 1 *",
+        # A headless Service for clients that balance over the sum pods themselves (test_scale_out.py).
+        "--set", "sum.service.headless=true",
+        "--set", f"sum.limits.maxConnectionAgeSeconds={MAX_CONNECTION_AGE_SECONDS}",
         # Besides the default operator, an identity that may read the ledger but not add.
         "--set-json", f"tls.clients={json.dumps(CLIENTS)}",
         "--wait", "--timeout", HELM_TIMEOUT,

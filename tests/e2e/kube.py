@@ -324,8 +324,12 @@ def topics_job(
 
 def run_in_cluster(batch: Any, core: Any, namespace: str, job: dict[str, Any], timeout: float) -> str:
     """Run a Job to completion and return the log of its successful pod."""
-    name = job["metadata"]["name"]
     batch.create_namespaced_job(namespace, job)
+    return finished_job_log(batch, core, namespace, job["metadata"]["name"], timeout)
+
+
+def finished_job_log(batch: Any, core: Any, namespace: str, name: str, timeout: float) -> str:
+    """The log of a Job's successful pod, once it has succeeded."""
     wait_job_complete(batch, core, namespace, name, timeout)
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
     done = [p for p in pods if p.status.phase == "Succeeded"]

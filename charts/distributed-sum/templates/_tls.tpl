@@ -37,12 +37,22 @@ pieces the workloads, helm tests and NetworkPolicies share.
 {{- end }}
 
 {{/*
-Names a server certificate carries (JSON list): its Service in every form a client in the cluster may
-dial, and localhost, which `kubectl port-forward` clients dial. Usage: dict "ctx" $ "service" <name>
+Names a component's server certificate carries (JSON list): each of its Services (the sum service's
+headless one too, where enabled) in every form a client in the cluster may dial, and localhost, which
+`kubectl port-forward` clients dial. Usage: dict "ctx" $ "component" "sum"|"ledger"
 */}}
 {{- define "distributed-sum.tls.serverNames" -}}
 {{- $ns := .ctx.Release.Namespace }}
-{{- list .service (printf "%s.%s" .service $ns) (printf "%s.%s.svc" .service $ns) (printf "%s.%s.svc.%s" .service $ns .ctx.Values.tls.clusterDomain) "localhost" | toJson }}
+{{- $service := include (printf "distributed-sum.%s.fullname" .component) .ctx }}
+{{- $services := list $service }}
+{{- if and (eq .component "sum") .ctx.Values.sum.service.headless }}
+{{- $services = append $services (printf "%s-headless" $service) }}
+{{- end }}
+{{- $names := list }}
+{{- range $services }}
+{{- $names = concat $names (list . (printf "%s.%s" . $ns) (printf "%s.%s.svc" . $ns) (printf "%s.%s.svc.%s" . $ns $.ctx.Values.tls.clusterDomain)) }}
+{{- end }}
+{{- append $names "localhost" | toJson }}
 {{- end }}
 
 {{/* Identities allowed to `add` (the sum service) or `read` (the ledger), comma-separated. */}}
