@@ -33,14 +33,3 @@ def group_ticks(process_group: int, proc: Path = Path("/proc")) -> int:
         if group == process_group:
             total += ticks
     return total
-
-
-def ms_per_call(ticks_before: int, ticks_after: int, calls: int, clock_ticks: int = CLOCK_TICKS) -> float:
-    """CPU milliseconds per call over a measured interval."""
-    if calls <= 0:
-        raise ValueError("no calls were measured")
-    if ticks_after < ticks_before:
-        raise ValueError(
-            f"CPU ticks went backwards ({ticks_before} -> {ticks_after}): a process was replaced"
-        )
-    return (ticks_after - ticks_before) * 1000 / clock_ticks / calls

@@ -14,8 +14,6 @@ import json
 import shutil
 import signal
 import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,9 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from bench import audit, audit_log_cost, ghz, ledger_rate, plot, report
-from bench.proc_cpu import group_ticks, ms_per_call
+from bench.actors import Actors
+from bench.grpc_bench import GrpcBench, run_json, security_cost
+from bench.progress import say
 from bench.settings import BenchSettings
 from distsum import settings as config
 from ledger_svc.config import LedgerSettings
@@ -37,122 +37,10 @@ from localstack.stack import LOCAL_LEDGER_GROUPS, create_event_topics, local_sta
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 APPLY_TOPIC = "bench-apply"
-WARMUP_CALLS = 1000
-
-
-_T0 = time.monotonic()
-
-
-def _say(message: str) -> None:
-    print(f"==> [{time.monotonic() - _T0:5.0f} s] {message}", flush=True)
-
-
-class GrpcBench:
-    """ghz runs against one sum service, with its CPU read around each run. Benches of one stack share
-    `sent` (and the run ids), which the ledger's entries are audited against."""
-
-    def __init__(  # noqa: PLR0917 - the service measured, then what the benches of a stack share
-        self,
-        binary: Path,
-        target: str,
-        process_group: int,
-        tls: ghz.ClientTls | None,
-        sent: list[audit.SentRun],
-        run_ids: Iterator[int],
-    ):
-        self.binary, self.target, self.process_group, self.tls = binary, target, process_group, tls
-        self.sent, self.run_ids = sent, run_ids
-        self.runs: list[dict[str, Any]] = []
-
-    def call(
-        self, method: str, calls: int, concurrency: int, rps: int | None = None
-    ) -> tuple[ghz.GhzResult, float]:
-        data = "{}"
-        if method == ghz.ADD:
-            run_id = next(self.run_ids)
-            data = ghz.add_data(run_id)
-        before = group_ticks(self.process_group)
-        result = ghz.run(self.binary, self.target, method, data, calls, concurrency, rps, self.tls)
-        cpu = ms_per_call(before, group_ticks(self.process_group), result.count)
-        if method == ghz.ADD:
-            self.sent.append(audit.SentRun(run_id, result.count, result.ok))
-        return result, cpu
-
-    def measure(self, s: BenchSettings) -> list[dict[str, Any]]:
-        """Every concurrency, `rounds` times each call. Add and Check alternate which goes first, so a
-        drift of the machine weighs on both alike."""
-        self.call(ghz.CHECK, WARMUP_CALLS, 10)
-        self.call(ghz.ADD, WARMUP_CALLS, 10)
-        rows = []
-        for concurrency in s.concurrency:
-            measured: dict[str, list[tuple[ghz.GhzResult, float]]] = {ghz.ADD: [], ghz.CHECK: []}
-            for round_ in range(s.rounds):
-                for method in (ghz.CHECK, ghz.ADD) if round_ % 2 == 0 else (ghz.ADD, ghz.CHECK):
-                    result, cpu = self.call(method, s.calls_per_run, concurrency)
-                    measured[method].append((result, cpu))
-                    self.runs.append({**_run_json(result), "cpu_ms_per_call": cpu, "round": round_ + 1})
-                    _say(
-                        f"{method} c={concurrency} round {round_ + 1}: {result.rps:,.0f} rps, "
-                        f"p99 {result.p99_ms:.1f} ms, {cpu:.3f} CPU ms/call, {result.failed} failed"
-                    )
-            rows.append(
-                {
-                    "concurrency": concurrency,
-                    "add": report.summarize(
-                        [r for r, _ in measured[ghz.ADD]], [c for _, c in measured[ghz.ADD]]
-                    ),
-                    "check": report.summarize(
-                        [r for r, _ in measured[ghz.CHECK]], [c for _, c in measured[ghz.CHECK]]
-                    ),
-                }
-            )
-        return rows
-
-    def pooled_cpu_ms(self, method: str) -> float:
-        runs = [r for r in self.runs if r["call"] == method]
-        cpu_ms: float = sum(r["cpu_ms_per_call"] * r["count"] for r in runs)
-        calls: int = sum(r["count"] for r in runs)
-        return cpu_ms / calls
-
-
-def security_cost(secured: GrpcBench, plaintext: GrpcBench, s: BenchSettings) -> dict[str, Any]:
-    """Add at the headline concurrency on two sum services of one run that differ in one link's
-    security, alternating which goes first each round so that a drift of the machine weighs on both
-    alike. Keys `tls` (secured) and `plaintext`, and the ratios of the first to the second."""
-    benches = {"tls": secured, "plaintext": plaintext}
-    measured: dict[str, list[tuple[ghz.GhzResult, float]]] = {name: [] for name in benches}
-    plaintext.call(ghz.ADD, WARMUP_CALLS, 10)
-    for round_ in range(s.rounds):
-        for name in ("tls", "plaintext") if round_ % 2 == 0 else ("plaintext", "tls"):
-            result, cpu = benches[name].call(ghz.ADD, s.calls_per_run, report.HEADLINE_CONCURRENCY)
-            measured[name].append((result, cpu))
-            _say(f"Add with {name} round {round_ + 1}: {result.rps:,.0f} rps, {cpu:.3f} CPU ms/call")
-    summary = {
-        name: report.summarize([r for r, _ in runs], [c for _, c in runs]) for name, runs in measured.items()
-    }
-    return {
-        **summary,
-        "rps_ratio": summary["tls"]["rps"] / summary["plaintext"]["rps"],
-        "cpu_ratio": summary["tls"]["cpu_ms_per_call"] / summary["plaintext"]["cpu_ms_per_call"],
-    }
-
-
-def _run_json(result: ghz.GhzResult) -> dict[str, Any]:
-    return {
-        "call": result.call,
-        "concurrency": result.concurrency,
-        "count": result.count,
-        "ok": result.ok,
-        "status_codes": result.status_codes,
-        "seconds": result.seconds,
-        "rps": result.rps,
-        "p50_ms": result.p50_ms,
-        "p99_ms": result.p99_ms,
-    }
 
 
 def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
-    _say(
+    say(
         "starting Kafka locked down, the sum service (mutual TLS, and a plaintext one to compare), the ledger"
     )
     tls = LocalTls(state / "tls")
@@ -175,38 +63,55 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
             "ledger", env={"LEDGER_GROUP_ID": "distsum-ledger", "LEDGER_GROUP_INSTANCE_ID": "ledger"}
         )
         client_tls = ghz.ClientTls(tls.ca_file, tls.client_cert_file, tls.client_key_file)
+        broker = stack.kafka.process_group
         grpc_bench = GrpcBench(
-            ghz_bin, sum_svc.target, sum_svc.process.pid, client_tls, [], itertools.count(1)
+            ghz_bin,
+            sum_svc.target,
+            Actors(sum_svc.process.pid, ledger.process.pid, broker),
+            client_tls,
+            [],
+            itertools.count(1),
         )
         rows = grpc_bench.measure(s)
         add_rps = max(row["add"]["rps"] for row in rows)
-        _say("the cost of mutual TLS: Add on the TLS and the plaintext sum service, in turns")
+        say("the cost of mutual TLS: Add on the TLS and the plaintext sum service, in turns")
         plain_bench = GrpcBench(
-            ghz_bin, plain_svc.target, plain_svc.process.pid, None, grpc_bench.sent, grpc_bench.run_ids
+            ghz_bin,
+            plain_svc.target,
+            Actors(plain_svc.process.pid, ledger.process.pid, broker),
+            None,
+            grpc_bench.sent,
+            grpc_bench.run_ids,
         )
         tls_comparison = security_cost(grpc_bench, plain_bench, s)
-        _say("the cost of Kafka's TLS and client certificates: Add against a locked-down and an open Kafka")
+        say("the cost of Kafka's TLS and client certificates: Add against a locked-down and an open Kafka")
+        # No ledger reads the open Kafka: its events are never applied, and its "ledger" CPU is idle.
         open_kafka_bench = GrpcBench(
-            ghz_bin, open_kafka_svc.target, open_kafka_svc.process.pid, client_tls, [], grpc_bench.run_ids
+            ghz_bin,
+            open_kafka_svc.target,
+            Actors(open_kafka_svc.process.pid, ledger.process.pid, open_kafka.process_group),
+            client_tls,
+            [],
+            grpc_bench.run_ids,
         )
         kafka_comparison = security_cost(grpc_bench, open_kafka_bench, s)
 
-        _say("waiting for the ledger to apply every acknowledged Add")
+        say("waiting for the ledger to apply every acknowledged Add")
         ledger.client.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
         lag_rps = max(1, round(add_rps / 2))
         lag_calls = max(report.HEADLINE_CONCURRENCY, lag_rps * s.lag_seconds)
-        _say(f"end-to-end lag: {lag_calls:,} Adds at {lag_rps:,} rps (half of add_rps)")
+        say(f"end-to-end lag: {lag_calls:,} Adds at {lag_rps:,} rps (half of add_rps)")
         lag_result, _ = grpc_bench.call(ghz.ADD, lag_calls, report.HEADLINE_CONCURRENCY, rps=lag_rps)
         lag_run = grpc_bench.sent[-1].run_id
         ledger.client.wait_settled(sum(r.ok for r in grpc_bench.sent), sum(r.sent for r in grpc_bench.sent))
 
-        _say("auditing the ledger's entries against the calls sent")
+        say("auditing the ledger's entries against the calls sent")
         total = ledger.total()
         entries = list(ledger.client.entries())
         checked = audit.audit(grpc_bench.sent, entries, total)
         lags = [audit.lag_ms(e) for e in entries if int(e["b"]) == lag_run]
 
-        _say(f"ledger apply rate: {s.events:,} events into topic {APPLY_TOPIC!r}, then a bare consumer")
+        say(f"ledger apply rate: {s.events:,} events into topic {APPLY_TOPIC!r}, then a bare consumer")
         assert stack.kafka is not None
         create_event_topics(stack.kafka, APPLY_TOPIC, s.partitions)
         apply_dead_letters = LedgerSettings().dead_letters_for(APPLY_TOPIC)
@@ -216,7 +121,7 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
         )
         filled_total = ledger_rate.fill_topic(stack.bootstrap, APPLY_TOPIC, s.events, tooling)
         raw_eps = ledger_rate.raw_consume_eps(stack.bootstrap, APPLY_TOPIC, s.events, security=tooling)
-        _say(f"raw consume floor {raw_eps:,.0f} events/s; now a fresh ledger on the same topic")
+        say(f"raw consume floor {raw_eps:,.0f} events/s; now a fresh ledger on the same topic")
         # Polled from its start, not from /readyz: a ledger can apply a small topic before it reports ready.
         apply_ledger = dataclasses.replace(stack, topic=APPLY_TOPIC).ledger(
             "apply-ledger",
@@ -230,7 +135,7 @@ def _bench(s: BenchSettings, state: Path, ghz_bin: Path) -> dict[str, Any]:
     return {
         "by_concurrency": rows,
         "runs": grpc_bench.runs,
-        "lag_run": {**_run_json(lag_result), "target_rps": lag_rps},
+        "lag_run": {**run_json(lag_result), "target_rps": lag_rps},
         "audit": checked,
         "lags": lags,
         "raw_consume_eps": raw_eps,
@@ -264,6 +169,7 @@ def _result(
         "add_p99_ms": at_headline[0]["add"]["p99_ms"] if at_headline else None,
         "cpu_ms_per_add": measured["cpu_ms_per_add"],
         "cpu_ms_per_check": measured["cpu_ms_per_check"],
+        **report.at_headline(rows),
         "tls_rps_ratio": measured["tls_comparison"]["rps_ratio"],
         "tls_cpu_ratio": measured["tls_comparison"]["cpu_ratio"],
         "kafka_tls_rps_ratio": measured["kafka_security_comparison"]["rps_ratio"],
@@ -310,7 +216,7 @@ def main() -> int:
     started = datetime.now(UTC)
     state = ROOT / ".run" / "bench"
     shutil.rmtree(state, ignore_errors=True)
-    _say("building ghz (first run only) and verifying the Kafka jars")
+    say("building ghz (first run only) and verifying the Kafka jars")
     ghz_bin, libs = go_tool("ghz"), ensure_kafka_libs()
     try:
         measured = _bench(s, state, ghz_bin)

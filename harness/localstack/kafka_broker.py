@@ -159,6 +159,13 @@ class KafkaBroker:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def process_group(self) -> int:
+        """The running broker's process group (it leads its own session: the JVM and nothing else)."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"broker on {self.bootstrap} is not running")
+        return self._proc.pid
+
     def _java(self, main: str, *args: str) -> list[str]:
         java_home = os.environ.get("JAVA_HOME")
         java = str(Path(java_home, "bin", "java")) if java_home else shutil.which("java")

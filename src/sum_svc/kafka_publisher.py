@@ -18,6 +18,7 @@ from distsum import event_codec, telemetry
 from distsum.domain import SumComputed
 from distsum.kafka import clients as kafka_clients
 from distsum.kafka.diagnostics import KafkaDiagnostics
+from distsum.processes import name_os_thread
 from sum_svc import metrics
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ class KafkaPublisher:
         self._cluster_id = cluster_id
 
     def _poll_forever(self) -> None:
+        name_os_thread("kafka-delivery")
         while not self._stopping.is_set():
             try:
                 self._poll_once()
