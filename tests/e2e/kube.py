@@ -109,12 +109,17 @@ def wait_job_complete(batch: Any, core: Any, namespace: str, name: str, timeout:
 
 
 def service_with_port(core: Any, namespace: str, release: str, port: int) -> str:
-    """svc/<name> of the release's Service that exposes `port` (names follow the release)."""
+    """svc/<name> of the release's Service that exposes `port` on a cluster IP (names follow the release).
+    Headless Services are left out: the ledger's governing one has no ports, and the sum service's
+    (sum.service.headless) exposes the gRPC port but balances nothing."""
     services = core.list_namespaced_service(
         namespace, label_selector=f"app.kubernetes.io/instance={release}"
     ).items
-    # The ledger StatefulSet's governing Service is headless and has no ports.
-    names = [s.metadata.name for s in services if any(p.port == port for p in s.spec.ports or [])]
+    names = [
+        s.metadata.name
+        for s in services
+        if s.spec.cluster_ip != "None" and any(p.port == port for p in s.spec.ports or [])
+    ]
     assert len(names) == 1, f"services exposing {port}: {names}"
     return f"svc/{names[0]}"
 
