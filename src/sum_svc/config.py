@@ -20,6 +20,9 @@ class SumSettings(BaseSettings):
     idempotency_ttl_seconds: PositiveSeconds = 3600
     publish_timeout_seconds: PositiveSeconds = 5
     delivery_timeout_seconds: PositiveSeconds = 30
+    # How long the producer waits to fill a batch (librdkafka's linger.ms). Each batch is a produce
+    # request the broker pays for; too short a wait sends nearly every event alone (docs/performance.md).
+    kafka_linger_ms: Annotated[int, Field(ge=0, le=1000)] = 5
     health_probe_interval_seconds: PositiveSeconds = 1
     shutdown_grace_seconds: PositiveSeconds = 10
     # Served reflection lets grpcurl, grpcui and ghz work without the .proto files; off hides the API's

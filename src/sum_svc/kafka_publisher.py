@@ -80,6 +80,7 @@ class KafkaPublisher:
         topic: str,
         delivery_timeout: float,
         *,
+        linger_ms: int,
         client_id: str,
         loop: asyncio.AbstractEventLoop,
         on_log_lost: Callable[[], None],
@@ -94,7 +95,7 @@ class KafkaPublisher:
             log,
             {
                 "client.id": client_id,
-                "linger.ms": 2,
+                "linger.ms": linger_ms,
                 # Past this librdkafka gives up and reports failure, which releases the request id.
                 "message.timeout.ms": int(delivery_timeout * 1000),
                 # Same key-to-partition mapping as Java clients, so duplicates share a partition everywhere.

@@ -52,6 +52,7 @@ async def serve(config: SumSettings, kafka: settings.KafkaSettings, transport: t
         kafka.bootstrap_servers,
         kafka.topic,
         config.delivery_timeout_seconds,
+        linger_ms=config.kafka_linger_ms,
         client_id=f"sum-svc-{socket.gethostname()}",
         loop=loop,
         on_log_lost=forget_acknowledgements,

@@ -27,6 +27,7 @@ def new_publisher() -> KafkaPublisher:
         NOWHERE,
         "sums",
         DELIVERY_TIMEOUT,
+        linger_ms=5,
         client_id="test",
         loop=asyncio.get_running_loop(),
         on_log_lost=lambda: None,
