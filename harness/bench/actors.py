@@ -45,7 +45,7 @@ def thread_ticks(pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
     return ticks
 
 
-def children_ticks() -> float:
+def children_cpu_seconds() -> float:
     """CPU seconds of the children this process has waited for (each ghz run, once it has ended)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -71,7 +71,7 @@ class Actors:
         return Reading(
             {name: group_ticks(pgrp) for name, pgrp in groups.items()},
             thread_ticks(self.service),
-            children_ticks(),
+            children_cpu_seconds(),
         )
 
 

@@ -211,19 +211,29 @@ def run_ledger(
     writer: LedgerWriter,
     kafka: FakeKafka,
     dead_letters: FakeDeadLetters | None = None,
-) -> None:
-    """Run the loop until it has read everything Kafka holds."""
+    *,
+    first: type[FakeConsumer] = FakeConsumer,
+    holder: InstanceHolder | None = None,
+) -> list[FakeConsumer]:
+    """Run the loop until it has read everything Kafka holds; the consumers it made, in order (the first
+    of type `first`, any replacement a FakeConsumer). `holder` is who the coordinator lists after a fence."""
     stop = threading.Event()
-    consumer = LedgerConsumer(
+    consumers: list[FakeConsumer] = []
+
+    def new_consumer() -> FakeConsumer:
+        consumers.append((FakeConsumer if consumers else first)(kafka, stop))
+        return consumers[-1]
+
+    LedgerConsumer(
         config,
         TOPIC,
         writer,
-        new_consumer=lambda: FakeConsumer(kafka, stop),
+        new_consumer=new_consumer,
         inspector=FakeInspector(kafka),
         dead_letters=dead_letters or FakeDeadLetters(),
-        fences=fence_judge(),
-    )
-    consumer.run(stop)
+        fences=fence_judge(holder),
+    ).run(stop)
+    return consumers
 
 
 def counted(counter: Counter) -> float:
@@ -318,23 +328,8 @@ def test_a_replaced_consumer_that_does_not_close_holds_nothing_up(
         kafka.append(0, event(n))
     # Offsets of another log: the loop reads the new one through a new consumer, replacing the first.
     writer.save_checkpoints(TOPIC, {0: Checkpoint(2, Incarnation("cluster-gone", "topic-0"))})
-    stop = threading.Event()
-    consumers: list[FakeConsumer] = []
-
-    def new_consumer() -> FakeConsumer:
-        consumers.append((FakeConsumer if consumers else ClosesLate)(kafka, stop))
-        return consumers[-1]
-
     timeouts_before = counted(metrics.CONSUMER_CLOSE_TIMEOUTS)
-    LedgerConsumer(
-        config,
-        TOPIC,
-        writer,
-        new_consumer=new_consumer,
-        inspector=FakeInspector(kafka),
-        dead_letters=FakeDeadLetters(),
-        fences=fence_judge(),
-    ).run(stop)
+    consumers = run_ledger(config, writer, kafka, first=ClosesLate)
 
     assert writer.balance().count == 3
     assert counted(metrics.CONSUMER_CLOSE_TIMEOUTS) == timeouts_before + 1
@@ -344,28 +339,6 @@ def test_a_replaced_consumer_that_does_not_close_holds_nothing_up(
     assert replaced.closed.wait(10), "the replaced consumer's close did not finish"
     status = consumer_status.read(config.status_file)
     assert status is not None and status.state == "stopped"
-
-
-def run_fenced_once(
-    config: LedgerSettings, writer: LedgerWriter, kafka: FakeKafka, holder: InstanceHolder | None
-) -> list[FakeConsumer]:
-    stop = threading.Event()
-    consumers: list[FakeConsumer] = []
-
-    def new_consumer() -> FakeConsumer:
-        consumers.append((FakeConsumer if consumers else FencedOnce)(kafka, stop))
-        return consumers[-1]
-
-    LedgerConsumer(
-        config,
-        TOPIC,
-        writer,
-        new_consumer=new_consumer,
-        inspector=FakeInspector(kafka),
-        dead_letters=FakeDeadLetters(),
-        fences=fence_judge(holder),
-    ).run(stop)
-    return consumers
 
 
 def test_a_consumer_fenced_by_its_own_late_join_is_replaced_and_nothing_is_lost(
@@ -378,7 +351,7 @@ def test_a_consumer_fenced_by_its_own_late_join_is_replaced_and_nothing_is_lost(
         kafka.append(n % 2, event(n))
     fences_before = counted(metrics.CONSUMER_OWN_FENCES)
 
-    consumers = run_fenced_once(config, writer, kafka, holder=None)
+    consumers = run_ledger(config, writer, kafka, first=FencedOnce)
 
     assert [type(c) for c in consumers] == [FencedOnce, FakeConsumer]
     assert (writer.balance().count, writer.balance().total) == (4, sum(n + 1 for n in range(4)))
@@ -394,6 +367,8 @@ def test_a_consumer_fenced_by_a_member_that_lives_on_ends_the_loop_naming_it(
     with pytest.raises(
         KafkaConsumerFatal, match=r"still held by member 'm-99' \(client 'ledger' at /10\.0\.0\.9\)"
     ):
-        run_fenced_once(config, writer, kafka, InstanceHolder("m-99", "ledger", "/10.0.0.9"))
+        run_ledger(
+            config, writer, kafka, first=FencedOnce, holder=InstanceHolder("m-99", "ledger", "/10.0.0.9")
+        )
 
     assert writer.balance().count == 0
